@@ -1,0 +1,33 @@
+"""Tiny, readable shard directories for tests."""
+
+import os
+
+HEADER = 'age,bmi,smoker,outcome'
+# Two hospitals, a handful of patients each; `outcome` is the label.
+TABLES = {
+  'alpha': {
+    'train': ['61,27.5,1,1', '45,22.1,0,0', '70,31.0,1,1', '38,24.3,0,0'],
+    'test': ['55,26.0,1,1', '41,21.9,0,0'],
+  },
+  'beta': {
+    'train': ['66,29.9,1,1', '50,23.4,0,0', '59,28.8,0,1'],
+    'test': ['48,25.1,0,0', '72,30.2,1,1'],
+  },
+}
+
+
+def write_shards(root, tables=None, header=HEADER) -> str:
+  """Writes `tables` ({hospital: {split: [rows]}}) as CSV shards under `root`."""
+  for hospital, splits in (tables or TABLES).items():
+    os.makedirs(os.path.join(root, hospital), exist_ok=True)
+    for split, rows in splits.items():
+      with open(os.path.join(root, hospital, f'{split}.csv'), 'w') as f:
+        f.write('\n'.join([header] + rows) + '\n')
+  return str(root)
+
+
+def with_rows(hospital, split, rows):
+  """TABLES with one hospital's split replaced."""
+  tables = {h: dict(s) for h, s in TABLES.items()}
+  tables[hospital][split] = rows
+  return tables

@@ -1,0 +1,71 @@
+"""The TFF worker never outlives what started it."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+import tensorflow_federated as tff
+
+from tests.conftest import worker_pids
+from tff_med import runtime
+
+
+def test_local_runtime_stops_its_worker():
+  with runtime.local_runtime() as worker:
+    assert tff.federated_computation(lambda: 'ready')() == b'ready'
+    pid = worker.process.pid
+    assert pid in worker_pids()
+  assert pid not in worker_pids()
+
+
+def test_worker_dies_when_its_python_process_is_killed():
+  code = (
+    'import os, signal\n'
+    'from tff_med import runtime\n'
+    'worker = runtime.OwnedWorker()\n'
+    'worker.stub()\n'
+    'print(worker.process.pid, flush=True)\n'
+    'os.kill(os.getpid(), signal.SIGKILL)\n'
+  )
+  result = subprocess.run(
+    [sys.executable, '-c', code], capture_output=True, text=True, timeout=120, cwd=os.getcwd()
+  )
+  pid = int(result.stdout.split()[-1])
+  deadline = time.monotonic() + 10
+  while pid in worker_pids() and time.monotonic() < deadline:
+    time.sleep(0.1)
+  assert pid not in worker_pids()
+
+
+def test_computations_outside_local_runtime_use_an_owned_worker():
+  code = (
+    'import tensorflow_federated as tff\n'
+    'from tff_med import runtime\n'
+    "print(tff.federated_computation(lambda: 'x')())\n"
+  )
+  # With TFF's own default context the worker would keep this pipe open forever.
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+  assert "b'x'" in result.stdout
+
+
+def test_float_concurrency_is_rejected_instead_of_hanging():
+  with pytest.raises(runtime.WorkerError, match='must be an int'):
+    runtime.start_worker(runtime.free_port(), max_concurrent_computation_calls=2.0)
+
+
+def test_worker_that_cannot_start_fails_fast_with_its_log():
+  with socket.socket() as taken:
+    taken.bind(('0.0.0.0', 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    process = runtime.start_worker(port)
+    try:
+      stub = tff.framework.RemoteExecutorGrpcStub(grpc.insecure_channel(f'localhost:{port}'))
+      with pytest.raises(runtime.WorkerError, match='exited with code'):
+        runtime.wait_until_ready(stub, process, 'the test worker', timeout=20)
+    finally:
+      runtime.stop_worker(process)

@@ -1,0 +1,50 @@
+"""Standardization: the federated TFF computation equals pooled statistics."""
+
+import numpy as np
+import pytest
+
+from tests.shard_fixtures import write_shards
+from tff_med import runtime
+from tff_med.data import scaling
+from tff_med.data.shards import load_csv_shards
+from tff_med.federated_stats import federated_moments
+
+
+@pytest.fixture
+def data(tmp_path):
+  return load_csv_shards(write_shards(tmp_path), label='outcome')
+
+
+def test_federated_moments_sum_per_hospital_sums():
+  a = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+  b = np.array([[5.0, 6.0]], np.float32)
+  with runtime.local_runtime():
+    total, total_sq, count = federated_moments([a, b])
+  np.testing.assert_allclose(total, [9, 12])
+  np.testing.assert_allclose(total_sq, [35, 56])
+  assert count == 3
+
+
+def test_federated_scaling_equals_pooled_mean_and_std(data):
+  with runtime.local_runtime():
+    standardizer = scaling.fit_standardizer(data, 'federated', federated_moments)
+  pooled = np.concatenate([s.x_train for s in data.shards])
+  np.testing.assert_allclose(standardizer.mean['alpha'], pooled.mean(0), rtol=1e-6)
+  np.testing.assert_allclose(standardizer.std['beta'], pooled.std(0), rtol=1e-5)
+
+
+def test_per_hospital_scaling_uses_each_hospitals_training_data(data):
+  standardizer = scaling.fit_standardizer(data, 'per_hospital')
+  scaled = scaling.standardize(data, standardizer)
+  for shard in scaled.shards:
+    np.testing.assert_allclose(shard.x_train.mean(0), 0, atol=1e-5)
+
+
+def test_constant_feature_gets_unit_scale():
+  mean, std = scaling.moments_from_sums(np.array([6.0]), np.array([12.0]), 3)
+  assert mean[0] == 2.0 and std[0] == 1.0
+
+
+def test_unknown_scaling_mode_lists_valid_modes(data):
+  with pytest.raises(ValueError, match='federated, none, per_hospital'):
+    scaling.fit_standardizer(data, 'minmax')

@@ -1,0 +1,126 @@
+"""Federated algorithms from `tff.learning.algorithms`, selected by name.
+
+* fedavg: FedAvg (McMahan et al., 2017), weighted by examples or uniform.
+* fedavgm: FedAvg with server momentum (Hsu et al., 2019).
+* fedprox: FedProx (Li et al., 2020), proximal strength `mu`.
+* fedsgd: FedSGD, one gradient per client per round.
+* fedadam, fedyogi, fedadagrad: adaptive server optimizers (Reddi et al., 2021).
+
+All are TFF's own builders; tff_med only picks optimizers and wraps the model
+aggregator so non-finite client updates are counted (see `non_finite`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow_federated as tff
+
+from tff_med import non_finite
+from tff_med.errors import ConfigError, unknown_name_error
+
+OPTIMIZERS = {
+  'sgd': lambda lr, momentum: tff.learning.optimizers.build_sgdm(lr, momentum or None),
+  'adam': lambda lr, momentum: tff.learning.optimizers.build_adam(lr),
+  'yogi': lambda lr, momentum: tff.learning.optimizers.build_yogi(lr),
+  'adagrad': lambda lr, momentum: tff.learning.optimizers.build_adagrad(lr),
+  'adamw': lambda lr, momentum: tff.learning.optimizers.build_adamw(lr),
+  'rmsprop': lambda lr, momentum: tff.learning.optimizers.build_rmsprop(lr),
+}
+WEIGHTINGS = {
+  'num_examples': tff.learning.ClientWeighting.NUM_EXAMPLES,
+  'uniform': tff.learning.ClientWeighting.UNIFORM,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerDefault:
+  optimizer: str
+  learning_rate: float
+  momentum: float = 0.0
+
+
+# Server optimizer each algorithm uses unless the config names one.
+ALGORITHMS = {
+  'fedavg': ServerDefault('sgd', 1.0),
+  'fedavgm': ServerDefault('sgd', 1.0, momentum=0.9),
+  'fedprox': ServerDefault('sgd', 1.0),
+  'fedsgd': ServerDefault('sgd', 0.1),
+  'fedadam': ServerDefault('adam', 0.01),
+  'fedyogi': ServerDefault('yogi', 0.01),
+  'fedadagrad': ServerDefault('adagrad', 0.1),
+}
+
+
+def build_optimizer(name: str, learning_rate: float, momentum: float = 0.0):
+  """Returns `tff.learning.optimizers` optimizer `name`.
+
+  Raises:
+    ConfigError: Unknown name, or a learning rate that is not positive.
+  """
+  if name not in OPTIMIZERS:
+    raise unknown_name_error('optimizer', name, OPTIMIZERS)
+  if not learning_rate > 0:
+    raise ConfigError(f'learning rate of optimizer {name!r} must be > 0, got {learning_rate}')
+  return OPTIMIZERS[name](learning_rate, momentum)
+
+
+def validate(config) -> None:
+  """Checks an `algorithm` config block before anything is built."""
+  if config.name not in ALGORITHMS:
+    raise unknown_name_error('algorithm', config.name, ALGORITHMS)
+  if config.client_weighting not in WEIGHTINGS:
+    raise unknown_name_error('client weighting', config.client_weighting, WEIGHTINGS)
+  if config.name == 'fedprox' and not config.proximal_strength > 0:
+    raise ConfigError(f'fedprox needs proximal_strength > 0, got {config.proximal_strength}')
+  build_optimizer(config.client_optimizer, config.client_learning_rate, config.client_momentum)
+
+
+def server_optimizer(config):
+  """The server optimizer: the config's, or the algorithm's default."""
+  default = ALGORITHMS[config.name]
+  return build_optimizer(
+    config.server_optimizer or default.optimizer,
+    config.server_learning_rate or default.learning_rate,
+    config.server_momentum if config.server_momentum is not None else default.momentum,
+  )
+
+
+def build_learning_process(model_fn, config) -> tff.learning.templates.LearningProcess:
+  """Builds the TFF learning process named by `config.name`.
+
+  Args:
+    model_fn: No-arg function returning a fresh `tff.learning.models.VariableModel`.
+    config: The `algorithm` block of an experiment config.
+
+  Raises:
+    ConfigError: An unknown algorithm, optimizer or weighting name.
+  """
+  validate(config)
+  common = dict(
+    model_aggregator=non_finite.CountZeroWeightFactory(),
+    loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR,
+  )
+  server = server_optimizer(config)
+  if config.name == 'fedsgd':
+    return tff.learning.algorithms.build_fed_sgd(model_fn, server_optimizer_fn=server, **common)
+  client = build_optimizer(
+    config.client_optimizer, config.client_learning_rate, config.client_momentum
+  )
+  weighting = WEIGHTINGS[config.client_weighting]
+  if config.name == 'fedprox':
+    return tff.learning.algorithms.build_weighted_fed_prox(
+      model_fn,
+      proximal_strength=config.proximal_strength,
+      client_optimizer_fn=client,
+      server_optimizer_fn=server,
+      client_weighting=weighting,
+      **common,
+    )
+  return tff.learning.algorithms.build_weighted_fed_avg(
+    model_fn,
+    client_optimizer_fn=client,
+    server_optimizer_fn=server,
+    client_weighting=weighting,
+    **common,
+  )

@@ -1,0 +1,82 @@
+"""Federated evaluation of the global model at each hospital and on their union.
+
+Uses TFF's `build_fed_eval`: the model is broadcast, each hospital evaluates on
+its own test shard, and only metric sums come back. One call per hospital gives
+per-hospital metrics; one call over all hospitals gives the union's (AUC over
+the pooled predictions, since TFF sums the AUC confusion counts).
+
+A metric that needs two classes (AUC) is undefined on a test shard with one
+class or none: it is reported as NaN with a note, never as 0 or 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow_federated as tff
+
+ALL = 'all'
+TWO_CLASS_METRICS = ('auc',)
+
+
+def undefined_reason(labels: np.ndarray) -> str | None:
+  """Why two-class metrics are undefined on a test set with these labels, or None."""
+  present = np.unique(labels)
+  if len(labels) == 0:
+    return 'test shard is empty'
+  if len(present) < 2:
+    return f'test shard has only class {int(present[0])}'
+  return None
+
+
+class FederatedEvaluator:
+  """Evaluates model weights at every hospital; the TFF process is built once."""
+
+  def __init__(
+    self,
+    model_fn,
+    test_data: tff.simulation.datasets.ClientData,
+    test_labels: dict[str, np.ndarray],
+    batch_size: int = 256,
+  ):
+    self._process = tff.learning.algorithms.build_fed_eval(
+      model_fn, loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR
+    )
+    self._state = self._process.initialize()
+    self._datasets = {
+      h: test_data.create_tf_dataset_for_client(h).batch(batch_size) for h in test_data.client_ids
+    }
+    self.notes = {h: undefined_reason(y) for h, y in test_labels.items()}
+    self.notes[ALL] = undefined_reason(np.concatenate(list(test_labels.values())))
+
+  @property
+  def hospitals(self) -> list[str]:
+    return list(self._datasets)
+
+  def evaluate(self, model_weights) -> dict[str, dict[str, float]]:
+    """Returns {hospital or 'all': {metric: value}} for `model_weights`."""
+    state = self._process.set_model_weights(self._state, model_weights)
+    results = {}
+    for name in self.hospitals + [ALL]:
+      clients = self.hospitals if name == ALL else [name]
+      non_empty = [self._datasets[h] for h in clients if self.notes[h] != 'test shard is empty']
+      results[name] = self._metrics(state, non_empty, self.notes[name])
+    return results
+
+  def _metrics(self, state, datasets, note) -> dict[str, float]:
+    if not datasets:
+      return {'loss': math.nan, 'accuracy': math.nan, 'auc': math.nan, 'num_examples': 0}
+    output = self._process.next(state, datasets)
+    raw = output.metrics['client_work']['eval']['current_round_metrics']
+    values = {k: float(v) for k, v in raw.items() if k != 'num_batches'}
+    if note:
+      for metric in TWO_CLASS_METRICS:
+        values[metric] = math.nan
+    return values
+
+
+def mean_over_hospitals(results: dict[str, dict[str, float]], metric: str) -> float:
+  """Mean of `metric` over hospitals where it is defined (NaN if nowhere)."""
+  values = [v[metric] for h, v in results.items() if h != ALL and not math.isnan(v[metric])]
+  return float(np.mean(values)) if values else math.nan

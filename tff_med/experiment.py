@@ -1,0 +1,171 @@
+"""One federated training run from a config: the function the binary and notebooks call."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+from absl import logging
+
+from tff_med import algorithms, evaluation, export, outputs, runtime
+from tff_med import task as task_lib
+from tff_med.data import client_data
+from tff_med.errors import ConfigError
+from tff_med.stopping import StoppingRule
+from tff_med.training_loop import LoopResult, run_rounds
+
+RESULTS_JSON = 'results.json'
+NON_FINITE_ACTIONS = ('warn', 'error')
+
+
+@dataclasses.dataclass
+class RunResult:
+  """A finished run: the loop's result and what was written."""
+
+  loop: LoopResult
+  task: task_lib.Task
+  workdir: str
+  table: str
+
+
+def validate_training(config) -> None:
+  """Checks the `training` block before any work is done."""
+  t = config.training
+  for name in ('rounds', 'eval_every', 'checkpoint_every'):
+    if t[name] < 1:
+      raise ConfigError(f'training.{name} must be >= 1, got {t[name]}')
+  if t.on_non_finite not in NON_FINITE_ACTIONS:
+    raise ConfigError(
+      f'training.on_non_finite must be one of {NON_FINITE_ACTIONS}, got {t.on_non_finite!r}'
+    )
+  if config.algorithm.clients_per_round < 0:
+    raise ConfigError('algorithm.clients_per_round must be >= 0 (0 means every hospital)')
+  algorithms.validate(config.algorithm)
+
+
+def hospitals_per_round(hospitals: list[str], clients_per_round: int, seed: int):
+  """Returns round -> hospitals: all of them (cross-silo), or a seeded sample."""
+  if clients_per_round in (0, len(hospitals)):
+    return lambda round_num: list(hospitals)
+  if clients_per_round > len(hospitals):
+    raise ConfigError(
+      f'clients_per_round={clients_per_round} but there are only {len(hospitals)} hospitals'
+    )
+
+  def sample(round_num: int) -> list[str]:
+    rng = np.random.RandomState((seed * 7919 + round_num) % (2**31 - 1))
+    return sorted(rng.choice(hospitals, clients_per_round, replace=False).tolist())
+
+  return sample
+
+
+def results_table(results: dict, test_sizes: dict, notes: dict) -> str:
+  """A markdown table of the final per-hospital metrics."""
+  lines = ['| test set | n | loss | accuracy | AUC-ROC |', '|---|---:|---:|---:|---:|']
+  for name, m in results.items():
+    auc = 'undefined' if math.isnan(m['auc']) else f'{m["auc"]:.3f}'
+    lines.append(f'| {name} | {test_sizes[name]} | {m["loss"]:.4f} | {m["accuracy"]:.3f} | {auc} |')
+  mean_acc = evaluation.mean_over_hospitals(results, 'accuracy')
+  mean_auc = evaluation.mean_over_hospitals(results, 'auc')
+  lines.append(f'| mean over hospitals | | | {mean_acc:.3f} | {mean_auc:.3f} |')
+  for name, note in notes.items():
+    if note:
+      lines.append(f'\n{name}: AUC undefined ({note}).')
+  return '\n'.join(lines)
+
+
+def train(config, workdir: str, *, print_fn=print) -> RunResult:
+  """Trains the config's model federatedly; writes everything under `workdir`.
+
+  Rerunning with the same config and workdir resumes from the last checkpoint.
+
+  Args:
+    config: An experiment `ml_collections.ConfigDict` (see `configs/`).
+    workdir: Output directory (checkpoints, TensorBoard, CSV, model, results).
+    print_fn: Where progress lines and the results table go.
+
+  Returns:
+    A `RunResult`.
+
+  Raises:
+    ConfigError, ShardError: Bad config or data, before any training.
+  """
+  validate_training(config)
+  t = config.training
+  plan = client_data.LocalTraining(
+    config.data.batch_size, config.data.local_steps, config.data.local_epochs
+  )
+  with runtime.local_runtime(
+    max_concurrent_computation_calls=config.runtime.max_concurrent_computation_calls
+  ):
+    task = task_lib.load_task(config)
+    outputs.write_config(workdir, config.to_dict())
+    train_data = client_data.client_data(task.data, 'train')
+    sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
+    test_sizes = {s.hospital: len(s.y_test) for s in task.data.shards}
+    test_sizes[evaluation.ALL] = sum(test_sizes.values())
+    state_manager, release_manager = outputs.create_managers(workdir, t.rounds, print_fn=print_fn)
+    process = algorithms.build_learning_process(task.model_fn(), config.algorithm)
+    evaluator = evaluation.FederatedEvaluator(
+      task.model_fn(),
+      client_data.client_data(task.data, 'test'),
+      {s.hospital: s.y_test for s in task.data.shards},
+      batch_size=config.data.eval_batch_size,
+    )
+    loop = run_rounds(
+      process,
+      datasets_fn=lambda r, hs: client_data.round_datasets(
+        train_data, sizes, hs, plan, seed=config.seed, round_num=r
+      ),
+      hospitals_fn=hospitals_per_round(
+        task.data.hospitals, config.algorithm.clients_per_round, config.seed
+      ),
+      evaluate_fn=evaluator.evaluate,
+      rounds=t.rounds,
+      eval_every=t.eval_every,
+      checkpoint_every=t.checkpoint_every,
+      state_manager=state_manager,
+      release_manager=release_manager,
+      stopping=StoppingRule(**t.stopping.to_dict()),
+      on_non_finite=t.on_non_finite,
+    )
+    keras_model = task.keras_model()
+    process.get_model_weights(loop.state).assign_weights_to(keras_model)
+  export.export_model(
+    workdir,
+    keras_model,
+    feature_names=task.data.feature_names,
+    label=task.data.label,
+    num_classes=task.data.num_classes,
+    standardizer=task.standardizer,
+  )
+  table = results_table(loop.final_eval, test_sizes, evaluator.notes)
+  _write_results(workdir, loop, table, evaluator.notes)
+  print_fn(f'Stopped: {loop.stop_reason}.')
+  print_fn(table)
+  return RunResult(loop, task, workdir, table)
+
+
+def _write_results(workdir, loop: LoopResult, table: str, notes: dict) -> None:
+  with open(os.path.join(workdir, 'results.md'), 'w') as f:
+    f.write(f'Stopped: {loop.stop_reason}.\n\n{table}\n')
+  with open(os.path.join(workdir, RESULTS_JSON), 'w') as f:
+    json.dump(
+      {
+        'rounds_completed': loop.rounds_completed,
+        'stop_reason': loop.stop_reason,
+        'resumed_from_round': loop.resumed_from,
+        'non_finite_rounds': loop.non_finite_rounds,
+        'final_eval': loop.final_eval,
+        'mean_over_hospitals': {
+          m: evaluation.mean_over_hospitals(loop.final_eval, m) for m in ('loss', 'accuracy', 'auc')
+        },
+        'undefined_metric_notes': {h: n for h, n in notes.items() if n},
+      },
+      f,
+      indent=2,
+    )
+  logging.info('Results written to %s', workdir)

@@ -1,0 +1,58 @@
+"""Keras loss and metrics for binary and multiclass risk models.
+
+TFF aggregates these across hospitals by summing their variables, so the
+"all hospitals" AUC is the AUC of the union of test sets, not a mean of AUCs.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+AUC_THRESHOLDS = 500
+
+
+class SparseMacroAUC(tf.keras.metrics.AUC):
+  """One-vs-rest macro AUC-ROC for integer labels and softmax outputs."""
+
+  def __init__(self, num_classes: int, name: str = 'auc', **kwargs):
+    kwargs.pop('multi_label', None)
+    kwargs.pop('num_labels', None)
+    super().__init__(
+      name=name,
+      multi_label=True,
+      num_labels=num_classes,
+      num_thresholds=kwargs.pop('num_thresholds', AUC_THRESHOLDS),
+      **kwargs,
+    )
+    self._num_classes = num_classes
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    y_true = tf.one_hot(tf.reshape(tf.cast(y_true, tf.int32), [-1]), self._num_classes)
+    return super().update_state(y_true, y_pred, sample_weight)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(num_classes=self._num_classes)
+    for key in ('multi_label', 'num_labels', 'label_weights'):
+      config.pop(key, None)
+    return config
+
+
+def loss_fn(num_classes: int) -> tf.keras.losses.Loss:
+  """Cross-entropy on probabilities, binary or sparse categorical."""
+  if num_classes == 2:
+    return tf.keras.losses.BinaryCrossentropy()
+  return tf.keras.losses.SparseCategoricalCrossentropy()
+
+
+def metric_builders(num_classes: int) -> list:
+  """No-arg constructors of accuracy and AUC-ROC (TFF builds fresh ones per client)."""
+  if num_classes == 2:
+    return [
+      lambda: tf.keras.metrics.BinaryAccuracy(name='accuracy'),
+      lambda: tf.keras.metrics.AUC(name='auc', num_thresholds=AUC_THRESHOLDS),
+    ]
+  return [
+    lambda: tf.keras.metrics.SparseCategoricalAccuracy(name='accuracy'),
+    lambda: SparseMacroAUC(num_classes),
+  ]

@@ -1,0 +1,216 @@
+"""The TFF C++ worker, owned by tff_med so that it never outlives its run.
+
+Importing TFF installs a default context that starts `worker_binary` on first
+use and leaves it running after Python exits, holding the parent's stdout and
+stderr open (a CI pipe then hangs). TFF has no public switch for that, so
+`local_runtime` starts the worker itself and builds the same execution context
+from TFF's public pieces (`RemoteExecutorGrpcStub`, `RemoteExecutor`,
+`ResourceManagingExecutorFactory`, `SyncExecutionContext`):
+
+* the worker's output goes to a log file, never to our stdout/stderr;
+* the kernel sends it SIGINT if this process dies, even by SIGKILL
+  (PR_SET_PDEATHSIG; the worker ignores SIGTERM but stops on SIGINT);
+* leaving the `with` block (or interpreter exit) stops it and waits for it;
+* importing this module replaces TFF's leaky default context with an owned one;
+* a worker that does not become ready within `ready_timeout` raises instead of
+  waiting forever, quoting its log.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import grpc
+import tensorflow_federated as tff
+
+_PR_SET_PDEATHSIG = 1
+_GRPC_OPTIONS = [
+  ('grpc.max_message_length', 2_000_000_000),
+  ('grpc.max_receive_message_length', 2_000_000_000),
+  ('grpc.max_send_message_length', 2_000_000_000),
+]
+WORKER_BINARY = os.path.join(os.path.dirname(tff.__file__), 'data', 'worker_binary')
+
+
+class WorkerError(RuntimeError):
+  """A TFF worker could not be started or stopped."""
+
+
+def _die_with_parent() -> None:
+  libc = ctypes.CDLL(None, use_errno=True)
+  libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+
+
+def free_port() -> int:
+  """Returns a TCP port on loopback that is free right now."""
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def start_worker(
+  port: int, *, max_concurrent_computation_calls: int = -1, log_path: str | None = None
+) -> subprocess.Popen:
+  """Starts TFF's `worker_binary` on `port`; it dies with this process.
+
+  Args:
+    port: TCP port to serve on.
+    max_concurrent_computation_calls: Passed to the worker; must be an int
+      (a float makes the worker exit and TFF wait forever).
+    log_path: Where the worker's output goes (a temp file by default).
+
+  Raises:
+    WorkerError: The argument is not an int.
+  """
+  if isinstance(max_concurrent_computation_calls, bool) or not isinstance(
+    max_concurrent_computation_calls, int
+  ):
+    raise WorkerError(
+      f'max_concurrent_computation_calls must be an int, got {max_concurrent_computation_calls!r}'
+    )
+  if log_path is None:
+    fd, log_path = tempfile.mkstemp(prefix=f'tff_worker_{port}_', suffix='.log')
+    os.close(fd)
+  with open(log_path, 'ab') as log:
+    process = subprocess.Popen(
+      [
+        WORKER_BINARY,
+        f'--port={port}',
+        f'--max_concurrent_computation_calls={max_concurrent_computation_calls}',
+      ],
+      stdin=subprocess.DEVNULL,
+      stdout=log,
+      stderr=subprocess.STDOUT,
+      preexec_fn=_die_with_parent,
+      close_fds=True,
+    )
+  process.log_path = log_path
+  return process
+
+
+def stop_worker(process: subprocess.Popen, timeout: float = 10.0) -> None:
+  """Stops a worker with SIGINT (it ignores SIGTERM), then SIGKILL if it hangs."""
+  if process.poll() is not None:
+    return
+  process.send_signal(signal.SIGINT)
+  try:
+    process.wait(timeout)
+  except subprocess.TimeoutExpired:
+    process.kill()
+    process.wait()
+
+
+def wait_until_ready(stub, process: subprocess.Popen | None, what: str, timeout: float) -> None:
+  """Polls `stub.is_ready` until true; raises WorkerError after `timeout` seconds."""
+  deadline = time.monotonic() + timeout
+  while not stub.is_ready:
+    if process is not None and process.poll() is not None:
+      raise WorkerError(
+        f'{what} exited with code {process.returncode} before it was ready; '
+        f'its log ({process.log_path}) ends with:\n{_tail(process.log_path)}'
+      )
+    if time.monotonic() > deadline:
+      raise WorkerError(f'{what} was not ready after {timeout:.0f} s')
+    time.sleep(0.05)
+
+
+def _tail(path: str, lines: int = 10) -> str:
+  with open(path, errors='replace') as f:
+    return ''.join(f.readlines()[-lines:])
+
+
+def execution_context(stub_fn) -> tff.framework.SyncExecutionContext:
+  """Builds TFF's sync C++ execution context; `stub_fn` returns a ready stub."""
+
+  def stack_fn(cardinalities):
+    cardinalities.setdefault(tff.CLIENTS, 0)
+    executor = tff.framework.RemoteExecutor(stub_fn())
+    executor.set_cardinalities(cardinalities)
+    return executor
+
+  return tff.framework.SyncExecutionContext(
+    executor_fn=tff.framework.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn),
+    compiler_fn=tff.backends.native.desugar_and_transform_to_native,
+    transform_args=tff.tensorflow.transform_args,
+    transform_result=tff.tensorflow.transform_result,
+  )
+
+
+class OwnedWorker:
+  """A worker started on first use and stopped by `stop()` or at interpreter exit."""
+
+  def __init__(self, *, max_concurrent_computation_calls: int = -1, ready_timeout: float = 60.0):
+    self._max_calls = max_concurrent_computation_calls
+    self._ready_timeout = ready_timeout
+    self.process: subprocess.Popen | None = None
+    self._channel = None
+    self._stub = None
+    atexit.register(self.stop)
+
+  def stub(self):
+    """The ready stub, (re)starting the worker if it is not running."""
+    if self.process is None or self.process.poll() is not None:
+      self.stop()
+      port = free_port()
+      self.process = start_worker(port, max_concurrent_computation_calls=self._max_calls)
+      self._channel = grpc.insecure_channel(f'localhost:{port}', _GRPC_OPTIONS)
+      self._stub = tff.framework.RemoteExecutorGrpcStub(self._channel)
+      wait_until_ready(self._stub, self.process, 'the local TFF worker', self._ready_timeout)
+    return self._stub
+
+  def stop(self) -> None:
+    """Stops the worker, if running, and removes its log."""
+    if self._channel is not None:
+      self._channel.close()
+      self._channel = None
+    if self.process is not None:
+      stop_worker(self.process)
+      with contextlib.suppress(OSError):
+        os.remove(self.process.log_path)
+      self.process = None
+
+
+def install_owned_default_context() -> None:
+  """Replaces TFF's default context (whose worker leaks) with one that we own.
+
+  Called when this module is imported, so any TFF computation run by a process
+  that imported tff_med, even outside `local_runtime`, uses a worker that
+  stops at exit and dies with the process.
+  """
+  tff.framework.set_default_context(execution_context(OwnedWorker().stub))
+
+
+@contextlib.contextmanager
+def local_runtime(*, max_concurrent_computation_calls: int = -1, ready_timeout: float = 60.0):
+  """Runs the enclosed TFF computations on a worker that this block owns.
+
+  Usage:
+    with runtime.local_runtime():
+      state = process.initialize()
+
+  The worker starts on the first computation and stops when the block exits;
+  the previous default context is restored, so blocks nest.
+
+  Raises:
+    WorkerError: The worker did not start or become ready in time.
+  """
+  worker = OwnedWorker(
+    max_concurrent_computation_calls=max_concurrent_computation_calls, ready_timeout=ready_timeout
+  )
+  try:
+    with tff.framework.get_context_stack().install(execution_context(worker.stub)):
+      yield worker
+  finally:
+    worker.stop()
+    atexit.unregister(worker.stop)
+
+
+install_owned_default_context()

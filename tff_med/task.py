@@ -1,0 +1,111 @@
+"""A task bundles validated shards, their scaling and a model, and checks they fit.
+
+Modelled on TFF's `tff.simulation.baselines.BaselineTask`: the Keras model is
+built once up front and its input shape checked against the data. Builders
+come in pairs: `create_task` takes data as arguments (tests, notebooks);
+`load_task` reads it as the config says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from tff_med import metrics, models
+from tff_med.data import client_data, heart_disease, npz_shards, scaling, shards
+from tff_med.errors import ConfigError, unknown_name_error
+from tff_med.federated_stats import federated_moments
+
+DATA_SOURCES = ('heart_disease', 'csv', 'npz')
+
+
+@dataclasses.dataclass
+class Task:
+  """Everything a federated run needs besides the algorithm."""
+
+  data: shards.FederatedShards  # Standardized.
+  standardizer: scaling.Standardizer
+  model_config: dict
+  seed: int
+
+  @property
+  def input_shape(self) -> tuple[int, ...]:
+    return self.data.shards[0].x_train.shape[1:]
+
+  def keras_model(self) -> tf.keras.Model:
+    """A fresh, seeded, uncompiled Keras model."""
+    config = dict(self.model_config)
+    return models.build_model(
+      config.pop('name'), self.input_shape, self.data.num_classes, seed=self.seed, **config
+    )
+
+  def input_spec(self):
+    """The batched `(features, label)` spec every client dataset has."""
+    test = client_data.client_data(self.data, 'test')
+    return test.create_tf_dataset_for_client(test.client_ids[0]).batch(1).element_spec
+
+  def model_fn(self):
+    """A no-arg function returning a fresh `tff.learning.models.VariableModel`."""
+    spec = self.input_spec()
+    num_classes = self.data.num_classes
+
+    def fn():
+      return tff.learning.models.from_keras_model(
+        self.keras_model(),
+        loss=metrics.loss_fn(num_classes),
+        input_spec=spec,
+        metrics=metrics.metric_builders(num_classes),
+      )
+
+    return fn
+
+
+def create_task(
+  raw: shards.FederatedShards, *, model_config: dict, scaling_mode: str, seed: int
+) -> Task:
+  """Scales `raw` (federatedly if asked) and checks the model accepts it.
+
+  Raises:
+    ConfigError: Unknown model or scaling mode, or the model rejects the data's shape.
+  """
+  standardizer = scaling.fit_standardizer(raw, scaling_mode, federated_moments)
+  task = Task(scaling.standardize(raw, standardizer), standardizer, dict(model_config), seed)
+  try:
+    model = task.keras_model()
+  except (ValueError, TypeError) as e:
+    raise ConfigError(
+      f'model {model_config["name"]!r} cannot take inputs of shape {task.input_shape}: {e}'
+    ) from e
+  if tuple(model.input_shape[1:]) != tuple(task.input_shape):
+    raise ConfigError(f'model input shape {model.input_shape[1:]} != data shape {task.input_shape}')
+  return task
+
+
+def load_shards(data_config) -> shards.FederatedShards:
+  """Reads the shards named by a config's `data` block (writes the heart shards if absent)."""
+  source = data_config.source
+  if source not in DATA_SOURCES:
+    raise unknown_name_error('data source', source, DATA_SOURCES)
+  if source == 'npz':
+    return npz_shards.load_npz_shards(data_config.root, num_classes=data_config.num_classes)
+  if source == 'heart_disease':
+    heart_disease.write_shards(data_config.root)
+  return shards.load_csv_shards(
+    data_config.root,
+    label=data_config.label,
+    features=data_config.features or None,
+    num_classes=data_config.num_classes,
+    missing=data_config.missing,
+  )
+
+
+def load_task(config) -> Task:
+  """Builds the task of an experiment config (`data`, `model`, `seed` blocks)."""
+  return create_task(
+    load_shards(config.data),
+    model_config=config.model.to_dict(),
+    scaling_mode=config.data.scaling,
+    seed=config.seed,
+  )

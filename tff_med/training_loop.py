@@ -1,0 +1,159 @@
+"""The federated training loop: rounds, evaluation, checkpoints, faults, stopping.
+
+Modelled on TFF's `tff.simulation.run_training_process`, which does not offer
+resumable early stopping or detection of zeroed client updates; the loop
+receives its managers and data functions and knows no paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+
+from absl import logging
+
+from tff_med import non_finite, outputs
+from tff_med.errors import NonFiniteUpdateError
+from tff_med.stopping import StoppingRule
+
+
+@dataclasses.dataclass
+class LoopResult:
+  """What the loop ends with."""
+
+  state: object
+  rounds_completed: int
+  stop_reason: str
+  final_eval: dict[str, dict[str, float]]
+  resumed_from: int | None
+  non_finite_rounds: list[int]
+
+
+def flatten_eval(results: dict[str, dict[str, float]]) -> dict[str, float]:
+  """{'cleveland': {'auc': v}} -> {'eval/cleveland/auc': v}."""
+  return {outputs.eval_key(h, m): v for h, ms in results.items() for m, v in ms.items()}
+
+
+def _train_metrics(metrics) -> dict[str, float]:
+  zeroed, rejected = non_finite.round_faults(metrics)
+  train = {
+    f'{outputs.TRAIN_PREFIX}{k}': float(v) for k, v in metrics['client_work']['train'].items()
+  }
+  train[f'{outputs.TRAIN_PREFIX}{non_finite.ZERO_WEIGHT_CLIENTS}'] = zeroed
+  train[f'{outputs.TRAIN_PREFIX}update_non_finite'] = int(rejected)
+  return train
+
+
+def _program_state(state, round_num, rule: StoppingRule):
+  return {'state': state, 'round': round_num, 'best': rule.best, 'best_round': rule.best_round}
+
+
+def run_rounds(
+  process,
+  *,
+  datasets_fn: Callable[[int, list[str]], list],
+  hospitals_fn: Callable[[int], list[str]],
+  evaluate_fn: Callable[[object], dict[str, dict[str, float]]],
+  rounds: int,
+  eval_every: int,
+  checkpoint_every: int,
+  state_manager,
+  release_manager,
+  stopping: StoppingRule,
+  on_non_finite: str = 'warn',
+) -> LoopResult:
+  """Runs `process` to `rounds` rounds or until `stopping` says stop.
+
+  Args:
+    process: A `tff.learning.templates.LearningProcess`.
+    datasets_fn: (round, hospitals) -> the client datasets of that round.
+    hospitals_fn: round -> the hospitals taking part.
+    evaluate_fn: model weights -> {hospital or 'all': {metric: value}}.
+    rounds: The last round number.
+    eval_every: Evaluate every this many rounds (and at rounds 0 and last).
+    checkpoint_every: Save program state every this many rounds (and at the end).
+    state_manager: A `tff.program.ProgramStateManager`; resumes from its latest.
+    release_manager: A `tff.program.ReleaseManager` for each round's metrics.
+    stopping: The early-stopping rule.
+    on_non_finite: 'warn' or 'error' when a client update or a round is non-finite.
+
+  Returns:
+    A `LoopResult`.
+
+  Raises:
+    NonFiniteUpdateError: A non-finite update and `on_non_finite == 'error'`.
+  """
+  initial = _program_state(process.initialize(), 0, stopping)
+  saved, _ = asyncio.run(state_manager.load_latest(initial))
+  start = 0
+  if saved is not None:
+    start = int(saved['round'])
+    stopping.best, stopping.best_round = float(saved['best']), int(saved['best_round'])
+    logging.info('Resuming from the checkpoint of round %d.', start)
+  state = (saved or initial)['state']
+  evaluation, reason, faults = None, None, []
+  if start == 0:
+    evaluation = evaluate_fn(process.get_model_weights(state))
+    asyncio.run(release_manager.release(flatten_eval(evaluation), 0))
+    stopping.update(0, flatten_eval(evaluation))
+  round_num = start
+  while round_num < rounds and reason is None:
+    round_num += 1
+    hospitals = hospitals_fn(round_num)
+    began = time.perf_counter()
+    output = process.next(state, datasets_fn(round_num, hospitals))
+    metrics = _train_metrics(output.metrics)
+    metrics[outputs.ROUND_SECONDS] = time.perf_counter() - began
+    if _report_faults(process, state, metrics, round_num, hospitals, datasets_fn, on_non_finite):
+      faults.append(round_num)
+    state = output.state
+    last = round_num == rounds
+    if last or round_num % eval_every == 0:
+      evaluation = evaluate_fn(process.get_model_weights(state))
+      metrics.update(flatten_eval(evaluation))
+      reason = stopping.update(round_num, metrics)
+    asyncio.run(release_manager.release(metrics, round_num))
+    if last or reason or round_num % checkpoint_every == 0:
+      asyncio.run(state_manager.save(_program_state(state, round_num, stopping), round_num))
+  if evaluation is None:  # Resumed at the end: evaluate the restored model.
+    evaluation = evaluate_fn(process.get_model_weights(state))
+  return LoopResult(
+    state, round_num, reason or f'completed all {rounds} rounds', evaluation, start or None, faults
+  )
+
+
+def _report_faults(
+  process, state, metrics, round_num, hospitals, datasets_fn, on_non_finite
+) -> bool:
+  zeroed = metrics[f'{outputs.TRAIN_PREFIX}{non_finite.ZERO_WEIGHT_CLIENTS}']
+  rejected = metrics[f'{outputs.TRAIN_PREFIX}update_non_finite']
+  if not zeroed and not rejected:
+    return False
+  messages = []
+  if zeroed:
+    culprits = _zeroed_hospitals(process, state, round_num, hospitals, datasets_fn)
+    messages.append(
+      f'TFF zeroed the non-finite update of {zeroed} hospital(s) '
+      f'({", ".join(culprits)}) and gave it weight 0'
+    )
+  if rejected:
+    messages.append('the aggregated update was non-finite, so TFF left the model unchanged')
+  message = f'Round {round_num}: ' + '; '.join(messages) + '.'
+  if on_non_finite == 'error':
+    raise NonFiniteUpdateError(message + " (training.on_non_finite='error')")
+  logging.warning('%s', message)
+  return True
+
+
+def _zeroed_hospitals(process, state, round_num, hospitals, datasets_fn) -> list[str]:
+  """Re-runs the round one hospital at a time to name whose update was zeroed."""
+  culprits = []
+  for hospital in hospitals:
+    output = process.next(state, datasets_fn(round_num, [hospital]))
+    zeroed, _ = non_finite.round_faults(output.metrics)
+    if zeroed or any(math.isnan(float(v)) for v in output.metrics['client_work']['train'].values()):
+      culprits.append(hospital)
+  return culprits or ['unidentified']
