@@ -72,7 +72,6 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     config.training.rounds = 2
     config.training.eval_every = 1
     config.training.checkpoint_every = 1
-    config.data.local_steps = 5
   elif variant:
     raise ValueError(f'unknown variant {variant!r}; valid: smoke')
   return config

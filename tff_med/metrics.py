@@ -28,7 +28,7 @@ class SparseMacroAUC(tf.keras.metrics.AUC):
 
   def update_state(self, y_true, y_pred, sample_weight=None):
     y_true = tf.one_hot(tf.reshape(tf.cast(y_true, tf.int32), [-1]), self._num_classes)
-    return super().update_state(y_true, y_pred, sample_weight)
+    super().update_state(y_true, y_pred, sample_weight)
 
   def get_config(self):
     config = super().get_config()

@@ -1,0 +1,73 @@
+"""TFF silently zeroes a non-finite client update; tff_med must notice and say who."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from configs import heart_disease
+from tests.shard_fixtures import write_shards
+from tff_med import algorithms, runtime, stopping, task as task_lib
+from tff_med.data import client_data, shards
+from tff_med.errors import NonFiniteUpdateError
+from tff_med.training_loop import run_rounds
+
+
+class _Memory:
+  def __init__(self):
+    self.released = {}
+
+  async def release(self, value, key):
+    self.released[key] = value
+
+  async def load_latest(self, structure):
+    return None, 0
+
+  async def save(self, state, version):
+    pass
+
+
+def _run(tmp_path, on_non_finite):
+  raw = shards.load_csv_shards(write_shards(tmp_path), label='outcome')
+  broken = dataclasses.replace(raw['beta'], x_train=np.full_like(raw['beta'].x_train, np.nan))
+  raw = dataclasses.replace(raw, shards=[raw['alpha'], broken])  # A hospital sending garbage.
+  config = heart_disease.get_config()
+  memory = _Memory()
+  with runtime.local_runtime():
+    task = task_lib.create_task(
+      raw, model_config={'name': 'logistic_regression'}, scaling_mode='none', seed=0
+    )
+    process = algorithms.build_learning_process(task.model_fn(), config.algorithm)
+    train = client_data.client_data(task.data, 'train')
+    plan = client_data.LocalTraining(batch_size=2, local_steps=2)
+    result = run_rounds(
+      process,
+      datasets_fn=lambda r, hs: client_data.round_datasets(
+        train, {'alpha': 4, 'beta': 3}, hs, plan, seed=0, round_num=r
+      ),
+      hospitals_fn=lambda r: ['alpha', 'beta'],
+      evaluate_fn=lambda weights: {'all': {'auc': 0.5}},
+      rounds=2,
+      eval_every=1,
+      checkpoint_every=1,
+      state_manager=memory,
+      release_manager=memory,
+      stopping=stopping.StoppingRule('eval/all/auc'),
+      on_non_finite=on_non_finite,
+    )
+  return result, memory
+
+
+def test_zeroed_update_is_counted_and_the_hospital_named(tmp_path, caplog):
+  result, memory = _run(tmp_path, 'warn')
+  assert memory.released[1]['train/zero_weight_clients'] == 1
+  assert result.non_finite_rounds == [1, 2]
+  assert any(
+    'Round 1: TFF zeroed the non-finite update of 1 hospital(s) (beta)' in r.getMessage()
+    for r in caplog.records
+  )
+
+
+def test_on_non_finite_error_stops_the_run(tmp_path):
+  with pytest.raises(NonFiniteUpdateError, match=r'Round 1: .*\(beta\)'):
+    _run(tmp_path, 'error')
