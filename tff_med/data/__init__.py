@@ -1,0 +1,1 @@
+"""Per-hospital shards: reading, validation, scaling and TFF client data."""

@@ -1,0 +1,80 @@
+"""Hospitals as TFF clients: `tff.simulation.datasets.ClientData` over validated shards.
+
+Client id = hospital id. Elements are `(features, label)` pairs; binary labels
+are float32 of shape [1] (to match a sigmoid output), multiclass labels int32
+scalars. Training datasets are rebuilt each round with a shuffle seed derived
+from (run seed, round, hospital), so a resumed run sees exactly the batches an
+uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from tff_med.data.shards import FederatedShards
+
+
+def _labels(y: np.ndarray, num_classes: int) -> np.ndarray:
+  return y.astype(np.float32)[:, None] if num_classes == 2 else y.astype(np.int32)
+
+
+def client_data(data: FederatedShards, split: str) -> tff.simulation.datasets.ClientData:
+  """Returns the `split` ('train' or 'test') shards as unbatched client datasets."""
+  arrays = {
+      s.hospital: (getattr(s, f'x_{split}'), _labels(getattr(s, f'y_{split}'), data.num_classes))
+      for s in data.shards
+  }
+
+  def dataset_fn(hospital: str) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices(arrays[hospital])
+
+  return tff.simulation.datasets.ClientData.from_clients_and_tf_fn(data.hospitals, dataset_fn)
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalTraining:
+  """How each hospital iterates over its data in one round.
+
+  Exactly one of `local_steps` (batches per round, FLamby's protocol) and
+  `local_epochs` (passes over the shard) is positive.
+  """
+
+  batch_size: int
+  local_steps: int = 0
+  local_epochs: int = 0
+
+  def __post_init__(self):
+    if self.batch_size < 1:
+      raise ValueError(f'batch_size must be >= 1, got {self.batch_size}')
+    if (self.local_steps > 0) == (self.local_epochs > 0):
+      raise ValueError('set exactly one of local_steps and local_epochs to a positive number, '
+                       f'got local_steps={self.local_steps}, local_epochs={self.local_epochs}')
+
+
+def shuffle_seed(seed: int, round_num: int, client_index: int) -> int:
+  """A distinct, reproducible shuffle seed per run, round and hospital."""
+  return (seed * 1_000_003 + round_num * 10_007 + client_index) % (2**31 - 1)
+
+
+def training_dataset(dataset: tf.data.Dataset, size: int, plan: LocalTraining,
+                     seed: int) -> tf.data.Dataset:
+  """Shuffles and batches one hospital's training data for one round."""
+  shuffled = dataset.shuffle(max(size, 1), seed=seed, reshuffle_each_iteration=True)
+  if plan.local_steps:
+    return shuffled.repeat().batch(plan.batch_size).take(plan.local_steps)
+  return shuffled.batch(plan.batch_size).repeat(plan.local_epochs)
+
+
+def round_datasets(train: tff.simulation.datasets.ClientData, sizes: dict[str, int],
+                   hospitals: list[str], plan: LocalTraining, *, seed: int,
+                   round_num: int) -> list[tf.data.Dataset]:
+  """The datasets `hospitals` train on in round `round_num`."""
+  return [
+      training_dataset(train.create_tf_dataset_for_client(h), sizes[h], plan,
+                       shuffle_seed(seed, round_num, train.client_ids.index(h)))
+      for h in hospitals
+  ]

@@ -1,0 +1,238 @@
+"""The shard contract: `<root>/<hospital_id>/{train,test}.csv` (or `.npz`).
+
+Each hospital directory under the root is one TFF client. A CSV shard has a
+header row, one label column, and features: every other numeric column, or the
+columns the config lists. Every check here runs before training starts and
+raises a `ShardError` that names the hospital, file, column and row; nothing is
+dropped without saying so (see `MissingPolicy`). Plain NumPy, no TFF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from absl import logging
+
+from tff_med.data import csv_reader
+from tff_med.errors import ConfigError, ShardError
+
+SPLITS = ('train', 'test')
+MISSING_POLICIES = ('error', 'drop_rows', 'impute_mean')
+
+
+@dataclasses.dataclass
+class HospitalShard:
+  """One hospital's data, already validated. Arrays are float32 / int32."""
+
+  hospital: str
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  files: list[str]
+  notes: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class FederatedShards:
+  """All hospitals of a study, with the schema they share."""
+
+  shards: list[HospitalShard]
+  feature_names: list[str]
+  label: str
+  num_classes: int
+
+  @property
+  def hospitals(self) -> list[str]:
+    return [s.hospital for s in self.shards]
+
+  def __getitem__(self, hospital: str) -> HospitalShard:
+    for shard in self.shards:
+      if shard.hospital == hospital:
+        return shard
+    raise KeyError(f'no hospital {hospital!r}; hospitals are {self.hospitals}')
+
+
+def discover_hospitals(root: str) -> list[str]:
+  """Returns the sorted hospital ids (sub-directories) under `root`.
+
+  Raises:
+    ShardError: `root` is missing or holds no hospital directory.
+  """
+  if not root or not os.path.isdir(root):
+    raise ShardError(f'shard root {root!r} does not exist or is not a directory')
+  hospitals = sorted(
+      d for d in os.listdir(root)
+      if os.path.isdir(os.path.join(root, d)) and not d.startswith('.')
+  )
+  if not hospitals:
+    raise ShardError(
+        f'shard root {root!r} is empty: expected one directory per hospital, '
+        'each with train.csv and test.csv'
+    )
+  return hospitals
+
+
+def load_csv_shards(
+    root: str,
+    *,
+    label: str,
+    features: Sequence[str] | None = None,
+    num_classes: int = 2,
+    missing: str = 'error',
+) -> FederatedShards:
+  """Reads and validates every hospital's CSV shards under `root`.
+
+  Args:
+    root: Directory with one sub-directory per hospital.
+    label: Name of the label column (integer classes 0..num_classes-1).
+    features: Feature columns; by default every numeric column but the label.
+    num_classes: Number of label classes (2 for binary).
+    missing: 'error' (default), 'drop_rows' or 'impute_mean' (the hospital's
+      own training mean, so no statistic crosses hospitals).
+
+  Returns:
+    The validated `FederatedShards`.
+
+  Raises:
+    ShardError: A shard breaks the contract (see the module docstring).
+    ConfigError: `missing` or `num_classes` is not valid.
+  """
+  if missing not in MISSING_POLICIES:
+    raise ConfigError(f'Unknown missing-value policy {missing!r}; valid: {MISSING_POLICIES}')
+  if num_classes < 2:
+    raise ConfigError(f'num_classes must be >= 2, got {num_classes}')
+  tables = {
+      h: {s: csv_reader.read_table(os.path.join(root, h, f'{s}.csv'), h) for s in SPLITS}
+      for h in discover_hospitals(root)
+  }
+  _check_same_columns(tables)
+  first = next(iter(tables.values()))['train']
+  if label not in first.columns:
+    raise ShardError(
+        f'label column {label!r} not found; columns are {first.columns}',
+        hospital=next(iter(tables)), file=first.path,
+    )
+  names = _feature_names(tables, label, features)
+  shards = [
+      _build_shard(h, t, names, label, num_classes, missing) for h, t in tables.items()
+  ]
+  return FederatedShards(shards, names, label, num_classes)
+
+
+def _check_same_columns(tables) -> None:
+  hospitals = list(tables)
+  reference = tables[hospitals[0]]['train']
+  expected = set(reference.columns)
+  for h in hospitals:
+    for split in SPLITS:
+      table = tables[h][split]
+      missing = sorted(expected - set(table.columns))
+      extra = sorted(set(table.columns) - expected)
+      if missing or extra:
+        raise ShardError(
+            f'columns differ from {reference.path}: missing {missing}, extra {extra}',
+            hospital=h, file=table.path,
+        )
+
+
+def _feature_names(tables, label, features) -> list[str]:
+  first_hospital = next(iter(tables))
+  first = tables[first_hospital]['train']
+  if features:
+    unknown = [f for f in features if f not in first.columns]
+    if unknown:
+      raise ShardError(
+          f'configured feature columns {unknown} not found; columns are {first.columns}',
+          hospital=first_hospital, file=first.path,
+      )
+    return list(features)
+  candidates = [c for c in first.columns if c != label]
+  text = [
+      c for c in candidates
+      if all(csv_reader.is_text_column(t[s], c) for t in tables.values() for s in SPLITS
+             if t[s].num_rows)
+  ]
+  if text:
+    logging.info('Columns %s hold no numbers at any hospital; not used as features.', text)
+  names = [c for c in candidates if c not in text]
+  if not names:
+    raise ShardError('no numeric feature column', hospital=first_hospital, file=first.path)
+  return names
+
+
+def _build_shard(hospital, tables, names, label, num_classes, missing) -> HospitalShard:
+  notes = []
+  arrays = {}
+  for split in SPLITS:
+    table = tables[split]
+    x = np.stack([csv_reader.numeric_column(table, c, hospital) for c in names], axis=1)
+    y = csv_reader.numeric_column(table, label, hospital)
+    x, y, note = _apply_missing_policy(x, y, table, names, label, hospital, missing)
+    if note:
+      notes.append(note)
+    _check_labels(y, table, label, hospital, num_classes)
+    arrays[split] = (x, y.astype(np.int32))
+  if not len(arrays['train'][1]):
+    raise ShardError('training shard has no rows', hospital=hospital, file=tables['train'].path)
+  if missing == 'impute_mean':
+    arrays, note = _impute_with_train_mean(arrays, names)
+    if note:
+      notes.append(f'{note} at {hospital}')
+  for note in notes:
+    logging.warning('%s', note)
+  (x_train, y_train), (x_test, y_test) = arrays['train'], arrays['test']
+  return HospitalShard(
+      hospital=hospital,
+      x_train=x_train.astype(np.float32), y_train=y_train,
+      x_test=x_test.astype(np.float32), y_test=y_test,
+      files=[tables[s].path for s in SPLITS], notes=notes,
+  )
+
+
+def _apply_missing_policy(x, y, table, names, label, hospital, missing):
+  feature_gaps = np.isnan(x)
+  label_gaps = np.isnan(y)
+  if not feature_gaps.any() and not label_gaps.any():
+    return x, y, None
+  if missing == 'drop_rows':
+    keep = ~(feature_gaps.any(axis=1) | label_gaps)
+    note = f'drop_rows: dropped {int((~keep).sum())} of {len(y)} rows of {table.path} with missing values'
+    return x[keep], y[keep], note
+  if missing == 'error' or label_gaps.any():
+    if label_gaps.any():
+      row, column = int(np.argmax(label_gaps)), label
+    else:
+      row, col = np.argwhere(feature_gaps)[0]
+      column = names[col]
+    hint = "set data.missing='drop_rows' or 'impute_mean'" if missing == 'error' else (
+        'a missing label cannot be imputed')
+    raise ShardError(f'value is missing ({hint})', hospital=hospital, file=table.path,
+                     column=column, row=int(row) + 1)
+  return x, y, None  # impute_mean fills in later, with the train means.
+
+
+def _impute_with_train_mean(arrays, names):
+  x_train = arrays['train'][0]
+  means = np.nanmean(np.where(np.isnan(x_train).all(axis=0), 0.0, x_train), axis=0)
+  touched = 0
+  for split in SPLITS:
+    x, y = arrays[split]
+    gaps = np.isnan(x)
+    touched += int(gaps.any(axis=1).sum())
+    arrays[split] = (np.where(gaps, means, x), y)
+  note = f'impute_mean: filled missing values in {touched} rows' if touched else None
+  return arrays, note
+
+
+def _check_labels(y, table, label, hospital, num_classes) -> None:
+  bad = (y != np.round(y)) | (y < 0) | (y >= num_classes)
+  if bad.any():
+    row = int(np.argmax(bad))
+    raise ShardError(
+        f'label {y[row]:g} is outside the declared classes {list(range(num_classes))}',
+        hospital=hospital, file=table.path, column=label, row=row + 1,
+    )
