@@ -10,7 +10,7 @@ import os
 import numpy as np
 from absl import logging
 
-from tff_med import algorithms, evaluation, export, outputs, runtime
+from tff_med import algorithms, evaluation, export, manifest, outputs, runtime
 from tff_med import task as task_lib
 from tff_med.data import client_data
 from tff_med.errors import ConfigError
@@ -103,6 +103,12 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
   ):
     task = task_lib.load_task(config)
     outputs.write_config(workdir, config.to_dict())
+    manifest.write_manifest(
+      workdir,
+      config=config.to_dict(),
+      seeds=[config.seed],
+      shard_files=[f for s in task.data.shards for f in s.files],
+    )
     train_data = client_data.client_data(task.data, 'train')
     sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
     test_sizes = {s.hospital: len(s.y_test) for s in task.data.shards}

@@ -25,8 +25,8 @@ def _labels(y: np.ndarray, num_classes: int) -> np.ndarray:
 def client_data(data: FederatedShards, split: str) -> tff.simulation.datasets.ClientData:
   """Returns the `split` ('train' or 'test') shards as unbatched client datasets."""
   arrays = {
-      s.hospital: (getattr(s, f'x_{split}'), _labels(getattr(s, f'y_{split}'), data.num_classes))
-      for s in data.shards
+    s.hospital: (getattr(s, f'x_{split}'), _labels(getattr(s, f'y_{split}'), data.num_classes))
+    for s in data.shards
   }
 
   def dataset_fn(hospital: str) -> tf.data.Dataset:
@@ -51,8 +51,10 @@ class LocalTraining:
     if self.batch_size < 1:
       raise ValueError(f'batch_size must be >= 1, got {self.batch_size}')
     if (self.local_steps > 0) == (self.local_epochs > 0):
-      raise ValueError('set exactly one of local_steps and local_epochs to a positive number, '
-                       f'got local_steps={self.local_steps}, local_epochs={self.local_epochs}')
+      raise ValueError(
+        'set exactly one of local_steps and local_epochs to a positive number, '
+        f'got local_steps={self.local_steps}, local_epochs={self.local_epochs}'
+      )
 
 
 def shuffle_seed(seed: int, round_num: int, client_index: int) -> int:
@@ -60,8 +62,9 @@ def shuffle_seed(seed: int, round_num: int, client_index: int) -> int:
   return (seed * 1_000_003 + round_num * 10_007 + client_index) % (2**31 - 1)
 
 
-def training_dataset(dataset: tf.data.Dataset, size: int, plan: LocalTraining,
-                     seed: int) -> tf.data.Dataset:
+def training_dataset(
+  dataset: tf.data.Dataset, size: int, plan: LocalTraining, seed: int
+) -> tf.data.Dataset:
   """Shuffles and batches one hospital's training data for one round."""
   shuffled = dataset.shuffle(max(size, 1), seed=seed, reshuffle_each_iteration=True)
   if plan.local_steps:
@@ -69,12 +72,22 @@ def training_dataset(dataset: tf.data.Dataset, size: int, plan: LocalTraining,
   return shuffled.batch(plan.batch_size).repeat(plan.local_epochs)
 
 
-def round_datasets(train: tff.simulation.datasets.ClientData, sizes: dict[str, int],
-                   hospitals: list[str], plan: LocalTraining, *, seed: int,
-                   round_num: int) -> list[tf.data.Dataset]:
+def round_datasets(
+  train: tff.simulation.datasets.ClientData,
+  sizes: dict[str, int],
+  hospitals: list[str],
+  plan: LocalTraining,
+  *,
+  seed: int,
+  round_num: int,
+) -> list[tf.data.Dataset]:
   """The datasets `hospitals` train on in round `round_num`."""
   return [
-      training_dataset(train.create_tf_dataset_for_client(h), sizes[h], plan,
-                       shuffle_seed(seed, round_num, train.client_ids.index(h)))
-      for h in hospitals
+    training_dataset(
+      train.create_tf_dataset_for_client(h),
+      sizes[h],
+      plan,
+      shuffle_seed(seed, round_num, train.client_ids.index(h)),
+    )
+    for h in hospitals
   ]

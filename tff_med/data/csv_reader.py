@@ -72,10 +72,10 @@ def read_table(path: str, hospital: str) -> CsvTable:
       truncated = number == len(rows) - 1 and not text.endswith('\n')
       hint = ' (the file looks truncated)' if truncated else ''
       raise ShardError(
-          f'has {len(row)} fields but the header has {len(header)}{hint}',
-          hospital=hospital,
-          file=path,
-          row=number,
+        f'has {len(row)} fields but the header has {len(header)}{hint}',
+        hospital=hospital,
+        file=path,
+        row=number,
       )
     cells.append([cell.strip() for cell in row])
   return CsvTable(path=path, columns=header, cells=cells)
@@ -86,9 +86,7 @@ def _check_header(header: list[str], hospital: str, path: str) -> None:
     raise ShardError('header has a blank column name', hospital=hospital, file=path)
   duplicates = sorted({name for name in header if header.count(name) > 1})
   if duplicates:
-    raise ShardError(
-        f'header repeats column names {duplicates}', hospital=hospital, file=path
-    )
+    raise ShardError(f'header repeats column names {duplicates}', hospital=hospital, file=path)
 
 
 def parse_number(cell: str) -> float | None:
@@ -127,11 +125,11 @@ def numeric_column(table: CsvTable, column: str, hospital: str) -> np.ndarray:
     if value is None or math.isinf(value):
       what = 'is not a number' if value is None else 'is infinite'
       raise ShardError(
-          f'value {row[index]!r} {what}',
-          hospital=hospital,
-          file=table.path,
-          column=column,
-          row=number,
+        f'value {row[index]!r} {what}',
+        hospital=hospital,
+        file=table.path,
+        column=column,
+        row=number,
       )
     out[number - 1] = value
   return out

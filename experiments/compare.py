@@ -1,0 +1,32 @@
+r"""Local vs pooled vs federated, with clinical metrics, over seeds (FLamby's protocol).
+
+  uv run python -m experiments.compare --config=configs/heart_disease_compare.py [--workdir=OUT]
+
+Kept thin: the study is `tff_med.study.compare.run_study`, which notebooks call too.
+"""
+
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import tensorflow  # noqa: E402  (before app.run; see experiments/train.py)
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from tff_med.study import compare  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Study config file.', lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default: runs/<config name>).')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  tensorflow.get_logger().setLevel('ERROR')
+  config = _CONFIG.value
+  compare.run_study(config, _WORKDIR.value or os.path.join('runs', config.name))
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['config'])
+  app.run(main)

@@ -1,0 +1,115 @@
+"""The comparison study end to end at a tiny size, and its bad inputs."""
+
+import csv
+import json
+import math
+import os
+
+import pytest
+
+from configs import heart_disease_compare
+from tests.shard_fixtures import with_rows, write_shards
+from tff_med.errors import ConfigError, ShardError
+from tff_med.study import compare
+
+
+def tiny_config(root):
+  config = heart_disease_compare.get_config('smoke')
+  config.data.root = root
+  config.training.rounds = 1
+  config.data.local_steps = 20
+  config.study.bootstrap_samples = 50
+  return config
+
+
+@pytest.fixture(scope='module')
+def study(tmp_path_factory):
+  root = str(tmp_path_factory.mktemp('heart'))
+  workdir = str(tmp_path_factory.mktemp('study'))
+  lines = []
+  result = compare.run_study(tiny_config(root), workdir, print_fn=lines.append)
+  return result, workdir
+
+
+def test_every_method_is_evaluated_on_every_test_set(study):
+  result, workdir = study
+  with open(os.path.join(workdir, 'results.csv')) as f:
+    rows = list(csv.DictReader(f))
+  methods = {r['method'] for r in rows}
+  assert methods == {
+    'local_cleveland',
+    'local_hungary',
+    'local_switzerland',
+    'local_va_long_beach',
+    'pooled',
+    'fedavg',
+    'fedavg+finetune',
+  }
+  tests = {r['test_set'] for r in rows if r['method'] == 'pooled'}
+  assert tests == {'cleveland', 'hungary', 'switzerland', 'va_long_beach', 'all'}
+  for column in ('auc', 'pr_auc', 'sensitivity', 'specificity', 'brier', 'ece', 'auc_ci_low'):
+    assert column in rows[0]
+
+
+def test_one_class_test_shard_is_undefined_with_reason_not_zero(study):
+  result, _ = study
+  swiss = [r for r in result.rows if r['test_set'] == 'switzerland' and r['method'] == 'pooled'][0]
+  assert math.isnan(swiss['auc']) and math.isnan(swiss['specificity'])
+  assert 'auc: no negative patients' in swiss['undefined']
+  assert not math.isnan(swiss['sensitivity'])
+
+
+def test_summary_sits_next_to_flambys_figures_and_names_pooled_an_upper_bound(study):
+  result, workdir = study
+  summary = open(os.path.join(workdir, 'summary.md')).read()
+  assert '| pooled |' in summary and '0.735' in summary and 'upper bound' in summary
+  assert '| fedavg |' in summary and '0.685' in summary
+  assert 'undefined' in summary
+
+
+def test_writes_matrix_plots_heterogeneity_manifest_and_tensorboard_runs(study):
+  _, workdir = study
+  for name in (
+    'cross_site_accuracy.csv',
+    'cross_site_accuracy.png',
+    'cross_site_auc.png',
+    'fairness.csv',
+    'accuracy_by_hospital.png',
+    'learning_curves.png',
+    'roc_fedavg.png',
+    'heterogeneity.md',
+    'heterogeneity.csv',
+  ):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+  for run in ('pooled', 'local_cleveland', 'fedavg', 'fedavg+finetune'):
+    assert os.listdir(os.path.join(workdir, 'runs', run, 'seed_0', 'tensorboard')), run
+  manifest = json.load(open(os.path.join(workdir, 'manifest.json')))
+  assert set(manifest['versions']) == {'python', 'tensorflow', 'tensorflow_federated', 'numpy'}
+  assert len(manifest['shards']) == 8 and all(len(v) == 64 for v in manifest['shards'].values())
+  heterogeneity = open(os.path.join(workdir, 'heterogeneity.md')).read()
+  assert '| switzerland | 30 | 16 |' in heterogeneity
+
+
+def test_unknown_method_lists_valid_ones(tmp_path):
+  config = tiny_config(str(tmp_path))
+  config.study.methods = ('pooled', 'fedmagic')
+  with pytest.raises(
+    ConfigError, match=r"Unknown methods \['fedmagic'\]; valid methods are: local, pooled"
+  ):
+    compare.run_study(config, str(tmp_path / 'out'))
+
+
+def test_seeds_below_one_is_an_error(tmp_path):
+  config = tiny_config(str(tmp_path))
+  config.study.seeds = 0
+  with pytest.raises(ConfigError, match='seeds must be >= 1'):
+    compare.run_study(config, str(tmp_path / 'out'))
+
+
+def test_invalid_shards_stop_the_study_before_training(tmp_path):
+  config = tiny_config(write_shards(tmp_path / 'shards', with_rows('beta', 'train', ['1,2,x,1'])))
+  config.data.source = 'csv'
+  config.data.label = 'outcome'
+  with pytest.raises(ShardError, match="column 'smoker', row 1"):
+    compare.run_study(config, str(tmp_path / 'out'))
+  assert not os.path.exists(tmp_path / 'out')

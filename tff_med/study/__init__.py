@@ -1,0 +1,1 @@
+"""The research protocol: local vs pooled vs federated, clinical metrics, reports."""

@@ -1,0 +1,211 @@
+"""Runs the comparison study: local, pooled, federated and fine-tuned models over seeds.
+
+Follows FLamby's benchmark protocol (du Terrail et al., 2022): same model,
+same batch size and same number of samples for every method. Federated runs
+are ordinary `experiment.train` runs (TFF learning processes, one TensorBoard
+run each); local and pooled baselines are plain Keras (see `centralized`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tff_med import algorithms, experiment, export, manifest, metrics, runtime
+from tff_med import task as task_lib
+from tff_med.errors import ConfigError
+from tff_med.study import centralized, clinical_metrics, heterogeneity, report
+
+LOCAL, POOLED, FINETUNE = 'local', 'pooled', '+finetune'
+ALL = 'all'
+
+
+def valid_methods() -> list[str]:
+  """Every method name a study accepts."""
+  names = sorted(algorithms.ALGORITHMS)
+  return [LOCAL, POOLED] + names + [f'{n}{FINETUNE}' for n in names]
+
+
+def validate(config) -> None:
+  """Checks the study block before any training."""
+  unknown = [m for m in config.study.methods if m not in valid_methods()]
+  if unknown:
+    raise ConfigError(f'Unknown methods {unknown}; valid methods are: {", ".join(valid_methods())}')
+  if config.study.seeds < 1:
+    raise ConfigError(f'study.seeds must be >= 1, got {config.study.seeds}')
+  experiment.validate_training(config)
+
+
+@dataclasses.dataclass
+class StudyResult:
+  rows: list[dict]
+  curves: dict
+  workdir: str
+  summary: str
+
+
+def _evaluate_everywhere(model, task, seed, bootstrap) -> dict:
+  """Clinical metrics of a Keras `model` on each hospital's test shard and their union.
+
+  In this simulation the predictions are made in-process; in a deployment each
+  hospital would score its own test shard.
+  """
+  preds = {
+    s.hospital: (s.y_test, centralized.predict_risk(model, s.x_test)) for s in task.data.shards
+  }
+  preds[ALL] = tuple(np.concatenate(parts) for parts in zip(*preds.values(), strict=True))
+  return {
+    h: clinical_metrics.evaluate(y, p, seed=seed, samples=bootstrap) for h, (y, p) in preds.items()
+  }
+
+
+def _rows(method, trained_at, seed, evaluations, note='', tensorboard_dir=None):
+  if tensorboard_dir:  # Federated runs have their own per-round TensorBoard run.
+    report.write_tensorboard(
+      os.path.join(tensorboard_dir, 'runs', method, f'seed_{seed}', 'tensorboard'), evaluations
+    )
+  return [
+    report.result_row(method, trained_at, seed, test_set, e, note)
+    for test_set, e in evaluations.items()
+  ]
+
+
+def _centralized(task, config, x, y, steps, seed, model=None):
+  model = model or task.keras_model()
+  a = config.algorithm
+  return centralized.train_steps(
+    model,
+    x,
+    y,
+    steps=steps,
+    batch_size=config.data.batch_size,
+    optimizer=a.client_optimizer,
+    learning_rate=a.client_learning_rate,
+    momentum=a.client_momentum,
+    loss=metrics.loss_fn(task.data.num_classes),
+    seed=seed,
+  )
+
+
+def _one_class_note(y):
+  classes = np.unique(y)
+  return f'trained on one class only ({int(classes[0])})' if len(classes) < 2 else ''
+
+
+def _run_seed(config, raw, seed, workdir, print_fn):
+  study = config.study
+  with runtime.local_runtime():
+    task = task_lib.create_task(
+      raw, model_config=config.model.to_dict(), scaling_mode=config.data.scaling, seed=seed
+    )
+  h_count = len(task.data.shards)
+  steps = study.centralized_steps or config.training.rounds * config.data.local_steps * h_count
+  bootstrap = study.bootstrap_samples
+  rows, curves, federated, predictions = [], {}, {}, {}
+  for method in study.methods:
+    if method == LOCAL:
+      for s in task.data.shards:
+        model = _centralized(task, config, s.x_train, s.y_train, steps, seed)
+        rows += _rows(
+          f'local_{s.hospital}',
+          s.hospital,
+          seed,
+          _evaluate_everywhere(model, task, seed, bootstrap),
+          _one_class_note(s.y_train),
+          workdir,
+        )
+    elif method == POOLED:
+      x = np.concatenate([s.x_train for s in task.data.shards])
+      y = np.concatenate([s.y_train for s in task.data.shards])
+      model = _centralized(task, config, x, y, steps, seed)
+      rows += _rows(
+        POOLED,
+        'pooled (upper bound; privacy forbids it)',
+        seed,
+        _evaluate_everywhere(model, task, seed, bootstrap),
+        '',
+        workdir,
+      )
+    else:
+      base = method.removesuffix(FINETUNE)
+      if base not in federated:
+        federated[base], curves[base] = _federated(config, base, seed, workdir, print_fn)
+      if method == base:
+        rows += _rows(
+          base,
+          'federation',
+          seed,
+          _evaluate_everywhere(federated[base], task, seed, bootstrap),
+        )
+        predictions[base] = {
+          s.hospital: (s.y_test, centralized.predict_risk(federated[base], s.x_test))
+          for s in task.data.shards
+        }
+      else:
+        rows += _finetuned(config, task, federated[base], method, seed, bootstrap, workdir)
+  return rows, curves, predictions
+
+
+def _federated(config, algorithm, seed, workdir, print_fn):
+  run_config = config.copy_and_resolve_references()
+  with run_config.unlocked():
+    del run_config['study']
+  run_config.algorithm.name = algorithm
+  run_config.seed = seed
+  run_dir = os.path.join(workdir, 'runs', algorithm, f'seed_{seed}')
+  print_fn(f'seed {seed}: {algorithm} ...')
+  experiment.train(run_config, run_dir, print_fn=lambda _: None)
+  model, _ = export.load_exported(run_dir)
+  return model, report.read_curve(os.path.join(run_dir, 'metrics.csv'))
+
+
+def _finetuned(config, task, model, method, seed, bootstrap, workdir):
+  parts = {}
+  for s in task.data.shards:
+    tuned = tf.keras.models.clone_model(model)
+    tuned.set_weights(model.get_weights())
+    steps = config.study.finetune_epochs * math.ceil(len(s.y_train) / config.data.batch_size)
+    _centralized(task, config, s.x_train, s.y_train, steps, seed, model=tuned)
+    parts[s.hospital] = (s.y_test, centralized.predict_risk(tuned, s.x_test))
+  # Each personalised model is tested only at its own hospital.
+  evaluations = {
+    h: clinical_metrics.evaluate(y, p, seed=seed, samples=bootstrap) for h, (y, p) in parts.items()
+  }
+  y_all, p_all = (np.concatenate(v) for v in zip(*parts.values(), strict=True))
+  evaluations[ALL] = clinical_metrics.evaluate(y_all, p_all, seed=seed, samples=bootstrap)
+  return _rows(method, 'each hospital', seed, evaluations, 'tested at its own hospital', workdir)
+
+
+def run_study(config, workdir: str, *, print_fn=print) -> StudyResult:
+  """Runs every method for every seed and writes the report under `workdir`.
+
+  Raises:
+    ConfigError, ShardError: Bad methods, seeds or shards, before any training.
+  """
+  validate(config)
+  with runtime.local_runtime():
+    raw = task_lib.load_shards(config.data)
+    summaries = heterogeneity.hospital_summaries(raw)
+  seeds = list(range(config.study.seeds))
+  manifest.write_manifest(
+    workdir,
+    config=config.to_dict(),
+    seeds=seeds,
+    shard_files=[f for s in raw.shards for f in s.files],
+  )
+  report.write_heterogeneity(workdir, summaries, raw.feature_names)
+  rows, curves, first_predictions = [], {}, None
+  for seed in seeds:
+    seed_rows, seed_curves, predictions = _run_seed(config, raw, seed, workdir, print_fn)
+    first_predictions = first_predictions or predictions
+    rows += seed_rows
+    for method, curve in seed_curves.items():
+      curves.setdefault(method, []).append(curve)
+    print_fn(f'seed {seed} done: {len(seed_rows)} result rows')
+  summary = report.write_report(workdir, rows, curves, raw.hospitals, first_predictions)
+  print_fn(summary)
+  return StudyResult(rows, curves, workdir, summary)
