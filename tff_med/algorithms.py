@@ -40,15 +40,16 @@ class ServerDefault:
   momentum: float = 0.0
 
 
-# Server optimizer each algorithm uses unless the config names one.
+# Server optimizer each algorithm uses unless the config names one. The adaptive
+# servers' learning rates come from a sweep on the heart data (benchmarks/README.md).
 ALGORITHMS = {
   'fedavg': ServerDefault('sgd', 1.0),
   'fedavgm': ServerDefault('sgd', 1.0, momentum=0.9),
   'fedprox': ServerDefault('sgd', 1.0),
   'fedsgd': ServerDefault('sgd', 0.1),
-  'fedadam': ServerDefault('adam', 0.01),
-  'fedyogi': ServerDefault('yogi', 0.01),
-  'fedadagrad': ServerDefault('adagrad', 0.1),
+  'fedadam': ServerDefault('adam', 0.3),
+  'fedyogi': ServerDefault('yogi', 0.1),
+  'fedadagrad': ServerDefault('adagrad', 0.3),
 }
 
 

@@ -45,7 +45,7 @@ def bars(stats: dict, hospitals: list[str], path: str) -> None:
   ax.set_xticks(np.arange(len(hospitals)) + 0.4 - width / 2, hospitals)
   ax.set_ylabel('accuracy')
   ax.set_ylim(0, 1)
-  ax.legend(fontsize=7, ncol=2)
+  ax.legend(fontsize=7, ncol=4, loc='upper center', bbox_to_anchor=(0.5, -0.08))
   ax.set_title('Test accuracy per hospital (95% CI over seeds)')
   fig.tight_layout()
   fig.savefig(path, dpi=120)

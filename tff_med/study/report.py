@@ -209,6 +209,8 @@ def write_report(workdir, rows, curves, hospitals, predictions) -> str:
       _table(rows, hospitals, 'accuracy', with_flamby=True),
       '## AUC-ROC (undefined where a test set has one class)',
       _table(rows, hospitals, 'auc', with_flamby=False),
+      f'## Clinical metrics of the best federated method, {best} (seed 0, threshold 0.5)',
+      clinical_table(rows, best) if best else 'No federated method in this study.',
       '## Fairness across hospitals (accuracy)',
       '\n'.join(
         [
@@ -227,6 +229,31 @@ def write_report(workdir, rows, curves, hospitals, predictions) -> str:
   with open(os.path.join(workdir, 'summary.md'), 'w') as f:
     f.write(summary + '\n')
   return summary
+
+
+def clinical_table(rows, method, seed=0) -> str:
+  """Every clinical metric of one model per test set, with bootstrap 95% CIs."""
+  head = (
+    '| test set | n | prevalence | AUC-ROC [95% CI] | sensitivity [95% CI] | '
+    'specificity [95% CI] | PR-AUC | accuracy | Brier | ECE |'
+  )
+  lines = [head, '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+  for r in rows:
+    if r['method'] != method or r['seed'] != seed:
+      continue
+    with_ci = [
+      'undefined'
+      if math.isnan(r[m])
+      else f'{r[m]:.3f} [{r[m + "_ci_low"]:.3f}, {r[m + "_ci_high"]:.3f}]'
+      for m in ('auc', 'sensitivity', 'specificity')
+    ]
+    plain = [_fmt(r[m]) for m in ('pr_auc', 'accuracy', 'brier', 'ece')]
+    lines.append(
+      f'| {r["test_set"]} | {r["n"]} | {r["prevalence"]:.2f} | '
+      + ' | '.join(with_ci + plain)
+      + ' |'
+    )
+  return '\n'.join(lines)
 
 
 def _best_federated(rows, hospitals):
