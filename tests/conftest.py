@@ -9,8 +9,36 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import tensorflow  # noqa: F401  (before anything builds Keras models; see experiments/train.py)
 
 
+def _parent(pid: int) -> int:
+  with open(f'/proc/{pid}/stat') as f:
+    return int(f.read().rsplit(')', 1)[1].split()[1])
+
+
+def _ancestors() -> set[int]:
+  pids, pid = {os.getpid()}, os.getpid()
+  while pid > 1:
+    pid = _parent(pid)
+    pids.add(pid)
+  return pids
+
+
+def is_running(pid: int) -> bool:
+  """True if `pid` exists and is not a zombie."""
+  try:
+    with open(f'/proc/{pid}/stat') as f:
+      return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+  except OSError:
+    return False
+
+
 def worker_pids() -> set[int]:
-  """PIDs of running (not zombie) TFF worker_binary processes on this machine."""
+  """PIDs of running TFF workers that this test session started or orphaned.
+
+  A leaked worker is re-parented, when its starter exits, to the nearest
+  sub-reaper ancestor (or init); so a worker counts when its parent is this
+  process or one of its ancestors. Workers of unrelated processes are ignored.
+  """
+  ours = _ancestors()
   pids = set()
   for entry in os.listdir('/proc'):
     if not entry.isdigit():
@@ -19,10 +47,10 @@ def worker_pids() -> set[int]:
       with open(f'/proc/{entry}/cmdline', 'rb') as f:
         cmdline = f.read()
       with open(f'/proc/{entry}/stat') as f:
-        state = f.read().rsplit(')', 1)[1].split()[0]
+        state, parent = f.read().rsplit(')', 1)[1].split()[:2]
     except OSError:
       continue
-    if b'worker_binary' in cmdline and state != 'Z':
+    if b'worker_binary' in cmdline and state != 'Z' and int(parent) in ours:
       pids.add(int(entry))
   return pids
 

@@ -1,6 +1,7 @@
 """The TFF worker never outlives what started it."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import grpc
 import pytest
 import tensorflow_federated as tff
 
-from tests.conftest import worker_pids
+from tests.conftest import is_running, worker_pids
 from tff_med import runtime
 
 
@@ -36,9 +37,9 @@ def test_worker_dies_when_its_python_process_is_killed():
   )
   pid = int(result.stdout.split()[-1])
   deadline = time.monotonic() + 10
-  while pid in worker_pids() and time.monotonic() < deadline:
+  while is_running(pid) and time.monotonic() < deadline:
     time.sleep(0.1)
-  assert pid not in worker_pids()
+  assert not is_running(pid)
 
 
 def test_computations_outside_local_runtime_use_an_owned_worker():
@@ -69,3 +70,26 @@ def test_worker_that_cannot_start_fails_fast_with_its_log():
         runtime.wait_until_ready(stub, process, 'the test worker', timeout=20)
     finally:
       runtime.stop_worker(process)
+
+
+def test_leak_detector_sees_a_worker_left_by_tffs_default_context():
+  # Without tff_med, TFF's default context leaves its worker running after exit;
+  # the fixture that guards every test must see such an orphan.
+  before = worker_pids()
+  code = 'import tensorflow_federated as tff\ntff.federated_computation(lambda: 1)()\n'
+  subprocess.run(
+    [sys.executable, '-c', code],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+    timeout=120,
+    check=True,
+  )
+  leaked = worker_pids() - before
+  try:
+    assert leaked
+  finally:
+    for pid in leaked:
+      os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + 10
+    while any(is_running(p) for p in leaked) and time.monotonic() < deadline:
+      time.sleep(0.1)
