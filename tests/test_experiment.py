@@ -181,3 +181,15 @@ def test_binary_runs_smoke_config_and_exits_with_its_pipes_closed(heart_root, tm
   )
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'round 2/2' in result.stdout and '| all |' in result.stdout
+
+
+def test_tensorboard_has_namespaced_scalars_hparams_and_no_undefined_points(smoke_run):
+  from tensorboard.backend.event_processing import event_accumulator
+
+  _, workdir, _ = smoke_run
+  events = event_accumulator.EventAccumulator(os.path.join(workdir, 'tensorboard'))
+  events.Reload()
+  tags = set(events.Tags()['tensors'])
+  assert {'train/loss', 'eval/cleveland/auc', 'eval/all/auc', 'round_seconds'} <= tags
+  assert '_hparams_/session_start_info' in tags
+  assert 'eval/switzerland/auc' not in tags  # Undefined: in the CSV as nan, not drawn.

@@ -113,3 +113,27 @@ def test_invalid_shards_stop_the_study_before_training(tmp_path):
   with pytest.raises(ShardError, match="column 'smoker', row 1"):
     compare.run_study(config, str(tmp_path / 'out'))
   assert not os.path.exists(tmp_path / 'out')
+
+
+def test_one_class_training_shard_still_gives_a_model_and_a_note():
+  import numpy as np
+
+  from tff_med import metrics, models
+  from tff_med.study import centralized
+
+  x = np.random.RandomState(0).rand(8, 3).astype(np.float32)
+  y = np.ones(8, np.int32)  # Every training patient has the disease.
+  model = centralized.train_steps(
+    models.build_model('logistic_regression', (3,), 2),
+    x,
+    y,
+    steps=5,
+    batch_size=4,
+    optimizer='sgd',
+    learning_rate=0.1,
+    loss=metrics.loss_fn(2),
+    seed=0,
+  )
+  assert centralized.predict_risk(model, x).shape == (8,)
+  assert compare._one_class_note(y) == 'trained on one class only (1)'
+  assert compare._one_class_note(np.array([0, 1])) == ''
