@@ -35,6 +35,8 @@ WEIGHTINGS = {
 
 @dataclasses.dataclass(frozen=True)
 class ServerDefault:
+  """The server optimizer an algorithm uses unless the config names one."""
+
   optimizer: str
   learning_rate: float
   momentum: float = 0.0

@@ -8,6 +8,7 @@ receives its managers and data functions and knows no paths.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import math
 import time
@@ -30,6 +31,20 @@ class LoopResult:
   final_eval: dict[str, dict[str, float]]
   resumed_from: int | None
   non_finite_rounds: list[int]
+
+
+def run_sync(coroutine):
+  """Runs a TFF program coroutine to completion, also inside Jupyter's running event loop.
+
+  `asyncio.run` refuses to start while a loop runs (as in every notebook
+  kernel); there the coroutine runs on its own loop in a helper thread.
+  """
+  try:
+    asyncio.get_running_loop()
+  except RuntimeError:
+    return asyncio.run(coroutine)
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    return pool.submit(asyncio.run, coroutine).result()
 
 
 def flatten_eval(results: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -87,7 +102,7 @@ def run_rounds(
     NonFiniteUpdateError: A non-finite update and `on_non_finite == 'error'`.
   """
   initial = _program_state(process.initialize(), 0, stopping)
-  saved, _ = asyncio.run(state_manager.load_latest(initial))
+  saved, _ = run_sync(state_manager.load_latest(initial))
   start = 0
   if saved is not None:
     start = int(saved['round'])
@@ -97,7 +112,7 @@ def run_rounds(
   evaluation, reason, faults = None, None, []
   if start == 0:
     evaluation = evaluate_fn(process.get_model_weights(state))
-    asyncio.run(release_manager.release(flatten_eval(evaluation), 0))
+    run_sync(release_manager.release(flatten_eval(evaluation), 0))
     stopping.update(0, flatten_eval(evaluation))
   round_num = start
   while round_num < rounds and reason is None:
@@ -115,9 +130,9 @@ def run_rounds(
       evaluation = evaluate_fn(process.get_model_weights(state))
       metrics.update(flatten_eval(evaluation))
       reason = stopping.update(round_num, metrics)
-    asyncio.run(release_manager.release(metrics, round_num))
+    run_sync(release_manager.release(metrics, round_num))
     if last or reason or round_num % checkpoint_every == 0:
-      asyncio.run(state_manager.save(_program_state(state, round_num, stopping), round_num))
+      run_sync(state_manager.save(_program_state(state, round_num, stopping), round_num))
   if evaluation is None:  # Resumed at the end: evaluate the restored model.
     evaluation = evaluate_fn(process.get_model_weights(state))
   return LoopResult(

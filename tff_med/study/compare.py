@@ -42,6 +42,8 @@ def validate(config) -> None:
 
 @dataclasses.dataclass
 class StudyResult:
+  """A finished study: every result row, the learning curves and the summary."""
+
   rows: list[dict]
   curves: dict
   workdir: str
