@@ -150,7 +150,7 @@ def main(argv):
     lr = config.algorithm.client_learning_rate
     results = {
       'tff_med (TFF, DATASET_ITERATOR)': _tff(
-        algorithms.build_learning_process(task.model_fn(), config.algorithm), datasets_fn, rounds
+        algorithms.build_learning_process(task.model_fn(), config.algorithm, 4), datasets_fn, rounds
       ),
       'TFF default (DATASET_REDUCE)': _tff(
         tff.learning.algorithms.build_weighted_fed_avg(

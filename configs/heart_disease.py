@@ -53,6 +53,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.algorithm.server_momentum = ml_collections.config_dict.placeholder(float)
   config.algorithm.proximal_strength = 0.0  # fedprox's mu.
   config.algorithm.clients_per_round = 0  # 0: every hospital, every round.
+  # Model-update aggregation: 'mean' (TFF's weighted mean), 'robust' (TFF's adaptive
+  # clipping and zeroing), 'median' or 'trimmed_mean' (coordinate-wise, unweighted).
+  config.algorithm.aggregator = 'mean'
+  config.algorithm.trim_fraction = 0.25  # trimmed_mean: share cut from each side.
 
   config.training = ml_collections.ConfigDict()
   config.training.rounds = 15

@@ -21,7 +21,7 @@ def tiny_task(tmp_path_factory):
 
 
 def _one_round(task, algorithm_config):
-  process = algorithms.build_learning_process(task.model_fn(), algorithm_config)
+  process = algorithms.build_learning_process(task.model_fn(), algorithm_config, 2)
   train = client_data.client_data(task.data, 'train')
   plan = client_data.LocalTraining(batch_size=2, local_steps=2)
   state = process.initialize()
@@ -42,6 +42,25 @@ def test_each_algorithm_runs_a_round_and_moves_the_model(tiny_task, name):
     before, after, metrics = _one_round(tiny_task, config)
   assert any(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
   assert metrics['aggregator']['zero_weight_clients'] == 0
+
+
+@pytest.mark.parametrize('aggregator', ['median', 'trimmed_mean', 'robust'])
+def test_fedavg_runs_with_each_robust_aggregator(tiny_task, aggregator):
+  config = heart_disease.get_config().algorithm
+  config.aggregator = aggregator
+  with runtime.local_runtime():
+    before, after, metrics = _one_round(tiny_task, config)
+  assert any(not np.allclose(a, b) for a, b in zip(before, after, strict=True))
+  assert metrics['aggregator']['zero_weight_clients'] == 0
+
+
+@pytest.mark.parametrize('fraction', [0.5, 0.7, -0.1])
+def test_trim_fraction_outside_zero_to_half_is_an_error(fraction):
+  config = heart_disease.get_config().algorithm
+  config.aggregator = 'trimmed_mean'
+  config.trim_fraction = fraction
+  with pytest.raises(ConfigError, match=r'trim_fraction must be in \[0, 0.5\)'):
+    algorithms.validate(config)
 
 
 def test_fedprox_without_mu_is_an_error():
@@ -96,7 +115,7 @@ def test_npz_shards_accept_medmnist_keys_and_train_a_cnn(tmp_path):
       raw, model_config={'name': 'small_cnn', 'filters': (4,)}, scaling_mode='none', seed=0
     )
     process = algorithms.build_learning_process(
-      task.model_fn(), heart_disease.get_config().algorithm
+      task.model_fn(), heart_disease.get_config().algorithm, 2
     )
     train = client_data.client_data(task.data, 'train')
     datasets = client_data.round_datasets(

@@ -37,7 +37,9 @@ def _run(tmp_path, on_non_finite):
     task = task_lib.create_task(
       raw, model_config={'name': 'logistic_regression'}, scaling_mode='none', seed=0
     )
-    process = algorithms.build_learning_process(task.model_fn(), config.algorithm)
+    process = algorithms.build_learning_process(
+      task.model_fn(), config.algorithm, len(task.data.hospitals)
+    )
     train = client_data.client_data(task.data, 'train')
     plan = client_data.LocalTraining(batch_size=2, local_steps=2)
     result = run_rounds(

@@ -16,7 +16,7 @@ import dataclasses
 
 import tensorflow_federated as tff
 
-from tff_med import non_finite
+from tff_med import non_finite, robust_aggregators
 from tff_med.errors import ConfigError, unknown_name_error
 
 OPTIMIZERS = {
@@ -31,6 +31,30 @@ WEIGHTINGS = {
   'num_examples': tff.learning.ClientWeighting.NUM_EXAMPLES,
   'uniform': tff.learning.ClientWeighting.UNIFORM,
 }
+
+
+AGGREGATORS = ('mean', 'median', 'trimmed_mean', 'robust')
+
+
+def model_aggregator(config, num_clients: int) -> tff.aggregators.WeightedAggregationFactory:
+  """The model-update aggregator named by `config.aggregator`, wrapped to count zeroed clients.
+
+  'mean' is TFF's weighted mean; 'robust' TFF's `robust_aggregator` (adaptive
+  clipping and zeroing); 'median' and 'trimmed_mean' are tff_med's order
+  statistics (`robust_aggregators`).
+  """
+  name = config.aggregator
+  if name == 'mean':
+    inner = tff.aggregators.MeanFactory()
+  elif name == 'robust':
+    inner = tff.learning.robust_aggregator(weighted=True)
+  elif name == 'median':
+    inner = robust_aggregators.coordinate_median(num_clients)
+  elif name == 'trimmed_mean':
+    inner = robust_aggregators.trimmed_mean(num_clients, config.trim_fraction)
+  else:
+    raise unknown_name_error('aggregator', name, AGGREGATORS)
+  return non_finite.CountZeroWeightFactory(inner)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +98,10 @@ def validate(config) -> None:
     raise unknown_name_error('algorithm', config.name, ALGORITHMS)
   if config.client_weighting not in WEIGHTINGS:
     raise unknown_name_error('client weighting', config.client_weighting, WEIGHTINGS)
+  if config.aggregator not in AGGREGATORS:
+    raise unknown_name_error('aggregator', config.aggregator, AGGREGATORS)
+  if config.aggregator == 'trimmed_mean' and not 0 <= config.trim_fraction < 0.5:
+    raise ConfigError(f'trim_fraction must be in [0, 0.5), got {config.trim_fraction}')
   if config.name == 'fedprox' and not config.proximal_strength > 0:
     raise ConfigError(f'fedprox needs proximal_strength > 0, got {config.proximal_strength}')
   build_optimizer(config.client_optimizer, config.client_learning_rate, config.client_momentum)
@@ -89,19 +117,22 @@ def server_optimizer(config):
   )
 
 
-def build_learning_process(model_fn, config) -> tff.learning.templates.LearningProcess:
+def build_learning_process(
+  model_fn, config, num_clients: int
+) -> tff.learning.templates.LearningProcess:
   """Builds the TFF learning process named by `config.name`.
 
   Args:
     model_fn: No-arg function returning a fresh `tff.learning.models.VariableModel`.
     config: The `algorithm` block of an experiment config.
+    num_clients: Most hospitals in one round (sizes the order-statistic aggregators).
 
   Raises:
     ConfigError: An unknown algorithm, optimizer or weighting name.
   """
   validate(config)
   common = dict(
-    model_aggregator=non_finite.CountZeroWeightFactory(),
+    model_aggregator=model_aggregator(config, num_clients),
     loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR,
   )
   server = server_optimizer(config)

@@ -114,7 +114,9 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     test_sizes = {s.hospital: len(s.y_test) for s in task.data.shards}
     test_sizes[evaluation.ALL] = sum(test_sizes.values())
     state_manager, release_manager = outputs.create_managers(workdir, t.rounds, print_fn=print_fn)
-    process = algorithms.build_learning_process(task.model_fn(), config.algorithm)
+    process = algorithms.build_learning_process(
+      task.model_fn(), config.algorithm, len(task.data.hospitals)
+    )
     evaluator = evaluation.FederatedEvaluator(
       task.model_fn(),
       client_data.client_data(task.data, 'test'),
