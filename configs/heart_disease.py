@@ -69,6 +69,15 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.training.stopping.patience = 0  # Rounds without improvement; 0: never stop early.
   config.training.stopping.target = ml_collections.config_dict.placeholder(float)
 
+  # Adversarial hospitals, for robustness studies only: 'none', 'label_flip', or an
+  # update attack ('sign_flip' and 'scale' multiply the update by -scale / scale,
+  # 'gaussian_noise' replaces it with N(0, noise_std^2) noise).
+  config.attack = ml_collections.ConfigDict()
+  config.attack.kind = 'none'
+  config.attack.hospitals = ()
+  config.attack.scale = 10.0
+  config.attack.noise_std = 1.0
+
   config.runtime = ml_collections.ConfigDict()
   config.runtime.max_concurrent_computation_calls = -1  # TFF worker; <= 0: 4 x cores.
 

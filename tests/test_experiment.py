@@ -142,6 +142,7 @@ def test_stops_early_when_the_target_is_reached(heart_root, tmp_path):
       "Unknown optimizer 'lbfgs'; valid optimizers are: adagrad",
     ),
     ('training.on_non_finite', 'ignore', 'on_non_finite must be one of'),
+    ('algorithm.clients_per_round', 9, 'clients_per_round=9 but there are only 4 hospitals'),
   ],
 )
 def test_unknown_names_are_errors_before_anything_is_written(
@@ -151,6 +152,17 @@ def test_unknown_names_are_errors_before_anything_is_written(
   section, name = field.split('.')
   config[section][name] = value
   with pytest.raises(ConfigError, match=message):
+    experiment.train(config, str(tmp_path / 'run'))
+  assert not os.path.exists(tmp_path / 'run')
+
+
+def test_stopping_on_a_metric_that_is_not_reported_is_an_error(heart_root, tmp_path):
+  config = smoke_config(heart_root)
+  config.training.stopping.metric = 'eval/all/acu'
+  config.training.stopping.patience = 3
+  with pytest.raises(
+    ConfigError, match="stopping.metric 'eval/all/acu' is not reported; valid: eval/cleveland/loss"
+  ):
     experiment.train(config, str(tmp_path / 'run'))
   assert not os.path.exists(tmp_path / 'run')
 

@@ -16,7 +16,7 @@ import dataclasses
 
 import tensorflow_federated as tff
 
-from tff_med import non_finite, robust_aggregators
+from tff_med import attacks, non_finite, robust_aggregators
 from tff_med.errors import ConfigError, unknown_name_error
 
 OPTIMIZERS = {
@@ -157,4 +157,36 @@ def build_learning_process(
     server_optimizer_fn=server,
     client_weighting=weighting,
     **common,
+  )
+
+
+def build_attacked_learning_process(
+  model_fn, config, num_clients: int, attack: attacks.Attack
+) -> tff.learning.templates.LearningProcess:
+  """Like `build_learning_process`, but clients send `(attack dataset, dataset)`.
+
+  Only the FedAvg family (every algorithm but fedprox and fedsgd) can be attacked
+  at the update level: their client work is TFF's model-delta client work.
+
+  Raises:
+    ConfigError: The algorithm cannot be attacked, or a bad config name.
+  """
+  validate(config)
+  if config.name in ('fedprox', 'fedsgd'):
+    raise ConfigError(
+      f'update attacks are simulated for the FedAvg family only, not {config.name!r}'
+    )
+  inner = tff.learning.templates.build_model_delta_client_work(
+    model_fn,
+    build_optimizer(config.client_optimizer, config.client_learning_rate, config.client_momentum),
+    WEIGHTINGS[config.client_weighting],
+    loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR,
+  )
+  return attacks.build_attacked_fed_avg(
+    model_fn,
+    client_work=attacks.build_attacked_client_work(
+      inner, scale=attack.scale, noise_std=attack.noise_std
+    ),
+    server_optimizer=server_optimizer(config),
+    model_aggregator=model_aggregator(config, num_clients),
   )

@@ -10,7 +10,7 @@ import os
 import numpy as np
 from absl import logging
 
-from tff_med import algorithms, evaluation, export, manifest, outputs, runtime
+from tff_med import algorithms, attacks, evaluation, export, manifest, outputs, runtime
 from tff_med import task as task_lib
 from tff_med.data import client_data
 from tff_med.errors import ConfigError
@@ -62,6 +62,49 @@ def hospitals_per_round(hospitals: list[str], clients_per_round: int, seed: int)
   return sample
 
 
+def _process_and_data(config, task, plan, attack):
+  """The learning process and its round -> client datasets function (attacked if asked)."""
+  train_data = client_data.client_data(task.data, 'train')
+  sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
+  num_clients = len(task.data.hospitals)
+
+  def datasets_fn(round_num, hospitals):
+    return client_data.round_datasets(
+      train_data, sizes, hospitals, plan, seed=config.seed, round_num=round_num
+    )
+
+  if attack is None or attack.kind not in attacks.UPDATE_ATTACKS:
+    return algorithms.build_learning_process(
+      task.model_fn(), config.algorithm, num_clients
+    ), datasets_fn
+  process = algorithms.build_attacked_learning_process(
+    task.model_fn(), config.algorithm, num_clients, attack
+  )
+
+  def attacked_datasets_fn(round_num, hospitals):
+    return [
+      (attacks.attack_dataset(attack.code(h), (config.seed, round_num * 1000 + i)), ds)
+      for i, (h, ds) in enumerate(zip(hospitals, datasets_fn(round_num, hospitals), strict=True))
+    ]
+
+  return process, attacked_datasets_fn
+
+
+def stopping_rule(config, hospitals: list[str]) -> StoppingRule:
+  """The early-stopping rule; an active rule must watch a metric the run reports."""
+  rule = StoppingRule(**config.to_dict())
+  valid = [
+    outputs.eval_key(h, m)
+    for h in hospitals + [evaluation.ALL]
+    for m in ('loss', 'accuracy', 'auc')
+  ]
+  if (rule.patience or rule.target is not None) and rule.metric not in valid:
+    raise ConfigError(
+      f'training.stopping.metric {rule.metric!r} is not reported; valid: {", ".join(valid)}'
+    )
+  return rule
+
+
 def results_table(results: dict, test_sizes: dict, notes: dict) -> str:
   """A markdown table of the final per-hospital metrics."""
   lines = ['| test set | n | loss | accuracy | AUC-ROC |', '|---|---:|---:|---:|---:|']
@@ -102,6 +145,14 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     max_concurrent_computation_calls=config.runtime.max_concurrent_computation_calls
   ):
     task = task_lib.load_task(config)
+    hospitals_fn = hospitals_per_round(
+      task.data.hospitals, config.algorithm.clients_per_round, config.seed
+    )
+    stopping = stopping_rule(t.stopping, task.data.hospitals)
+    attack = attacks.from_config(config.attack, task.data.hospitals)
+    if attack is not None and attack.kind == 'label_flip':
+      task.data = attacks.with_flipped_labels(task.data, attack)
+    process, datasets_fn = _process_and_data(config, task, plan, attack)
     outputs.write_config(workdir, config.to_dict())
     manifest.write_manifest(
       workdir,
@@ -109,14 +160,9 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
       seeds=[config.seed],
       shard_files=[f for s in task.data.shards for f in s.files],
     )
-    train_data = client_data.client_data(task.data, 'train')
-    sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
     test_sizes = {s.hospital: len(s.y_test) for s in task.data.shards}
     test_sizes[evaluation.ALL] = sum(test_sizes.values())
     state_manager, release_manager = outputs.create_managers(workdir, t.rounds, print_fn=print_fn)
-    process = algorithms.build_learning_process(
-      task.model_fn(), config.algorithm, len(task.data.hospitals)
-    )
     evaluator = evaluation.FederatedEvaluator(
       task.model_fn(),
       client_data.client_data(task.data, 'test'),
@@ -125,19 +171,15 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     )
     loop = run_rounds(
       process,
-      datasets_fn=lambda r, hs: client_data.round_datasets(
-        train_data, sizes, hs, plan, seed=config.seed, round_num=r
-      ),
-      hospitals_fn=hospitals_per_round(
-        task.data.hospitals, config.algorithm.clients_per_round, config.seed
-      ),
+      datasets_fn=datasets_fn,
+      hospitals_fn=hospitals_fn,
       evaluate_fn=evaluator.evaluate,
       rounds=t.rounds,
       eval_every=t.eval_every,
       checkpoint_every=t.checkpoint_every,
       state_manager=state_manager,
       release_manager=release_manager,
-      stopping=StoppingRule(**t.stopping.to_dict()),
+      stopping=stopping,
       on_non_finite=t.on_non_finite,
     )
     keras_model = task.keras_model()
