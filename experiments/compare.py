@@ -9,9 +9,11 @@ import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import tensorflow  # noqa: E402  (before app.run; see experiments/train.py)
+import tensorflow  # noqa: E402, F401  (before app.run; see experiments/train.py)
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from experiments import study_main  # noqa: E402
 
 from tff_med.study import compare  # noqa: E402
 
@@ -19,13 +21,7 @@ _CONFIG = config_flags.DEFINE_config_file('config', None, 'Study config file.', 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default: runs/<config name>).')
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  tensorflow.get_logger().setLevel('ERROR')
-  config = _CONFIG.value
-  compare.run_study(config, _WORKDIR.value or os.path.join('runs', config.name))
-
+main = study_main.config_main(_CONFIG, _WORKDIR, compare.run_study)
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])

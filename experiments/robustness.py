@@ -9,9 +9,11 @@ import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import tensorflow  # noqa: E402  (before app.run; see experiments/train.py)
+import tensorflow  # noqa: E402, F401  (before app.run; see experiments/train.py)
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from experiments import study_main  # noqa: E402
 
 from tff_med.study import robustness  # noqa: E402
 
@@ -21,13 +23,7 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default: runs/<config name>).')
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  tensorflow.get_logger().setLevel('ERROR')
-  config = _CONFIG.value
-  robustness.run_robustness(config, _WORKDIR.value or os.path.join('runs', config.name))
-
+main = study_main.config_main(_CONFIG, _WORKDIR, robustness.run_robustness)
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])
