@@ -137,3 +137,10 @@ def test_one_class_training_shard_still_gives_a_model_and_a_note():
   assert centralized.predict_risk(model, x).shape == (8,)
   assert compare._one_class_note(y) == 'trained on one class only (1)'
   assert compare._one_class_note(np.array([0, 1])) == ''
+
+
+def test_optimizer_without_a_keras_counterpart_is_refused_for_baselines(tmp_path):
+  config = tiny_config(str(tmp_path))
+  config.algorithm.client_optimizer = 'yogi'
+  with pytest.raises(ConfigError, match=r"plain Keras, which has no 'yogi' optimizer"):
+    compare.run_study(config, str(tmp_path / 'out'))

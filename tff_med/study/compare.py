@@ -35,6 +35,13 @@ def validate(config) -> None:
   unknown = [m for m in config.study.methods if m not in valid_methods()]
   if unknown:
     raise ConfigError(f'Unknown methods {unknown}; valid methods are: {", ".join(valid_methods())}')
+  centralized_methods = [m for m in config.study.methods if m in (LOCAL, POOLED) or FINETUNE in m]
+  optimizer = config.algorithm.client_optimizer
+  if centralized_methods and optimizer not in centralized.KERAS_OPTIMIZERS:
+    raise ConfigError(
+      f'{centralized_methods} train in plain Keras, which has no {optimizer!r} '
+      f'optimizer here; valid: {", ".join(sorted(centralized.KERAS_OPTIMIZERS))}'
+    )
   if config.study.seeds < 1:
     raise ConfigError(f'study.seeds must be >= 1, got {config.study.seeds}')
   experiment.validate_training(config)
