@@ -78,6 +78,18 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.attack.scale = 10.0
   config.attack.noise_std = 1.0
 
+  # Differential privacy: 'none', 'patient' (DP-SGD inside every hospital: one record
+  # is the protected unit) or 'hospital' (TFF's dp_aggregator over whole hospitals).
+  # Give the noise directly, or a target epsilon (each hospital's noise is calibrated).
+  config.privacy = ml_collections.ConfigDict()
+  config.privacy.level = 'none'
+  config.privacy.noise_multiplier = ml_collections.config_dict.placeholder(float)
+  config.privacy.target_epsilon = ml_collections.config_dict.placeholder(float)
+  config.privacy.delta = 1e-3  # Must be < 1 / (smallest hospital's training rows).
+  config.privacy.l2_norm_clip = 1.0  # Per-patient gradient norm (patient level).
+  config.privacy.max_noise_multiplier = 50.0  # A target needing more noise is refused.
+  config.privacy.accountant = 'rdp'  # Per-round epsilon; results report 'rdp' and 'pld'.
+
   config.runtime = ml_collections.ConfigDict()
   config.runtime.max_concurrent_computation_calls = -1  # TFF worker; <= 0: 4 x cores.
 

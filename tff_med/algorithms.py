@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import tensorflow_federated as tff
 
 from tff_med import attacks, non_finite, robust_aggregators
@@ -182,11 +183,33 @@ def build_attacked_learning_process(
     WEIGHTINGS[config.client_weighting],
     loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR,
   )
-  return attacks.build_attacked_fed_avg(
+  return compose_fed_avg(
     model_fn,
     client_work=attacks.build_attacked_client_work(
       inner, scale=attack.scale, noise_std=attack.noise_std
     ),
     server_optimizer=server_optimizer(config),
     model_aggregator=model_aggregator(config, num_clients),
+  )
+
+
+def compose_fed_avg(
+  model_fn, *, client_work, server_optimizer, model_aggregator
+) -> tff.learning.templates.LearningProcess:
+  """A FedAvg-family learning process around a custom `client_work`.
+
+  Composed from TFF's own templates exactly as `build_weighted_fed_avg` does.
+  """
+
+  @tff.tensorflow.computation
+  def initial_model_weights():
+    return tff.learning.models.ModelWeights.from_model(model_fn())
+
+  weights_type = initial_model_weights.type_signature.result
+  return tff.learning.templates.compose_learning_process(
+    initial_model_weights,
+    tff.learning.templates.build_broadcast_process(weights_type),
+    client_work,
+    model_aggregator.create(weights_type.trainable, tff.TensorType(np.float32)),
+    tff.learning.templates.build_apply_optimizer_finalizer(server_optimizer, weights_type),
   )

@@ -133,23 +133,3 @@ def build_attacked_client_work(
     return tff.templates.MeasuredProcessOutput(output.state, attacked, output.measurements)
 
   return tff.learning.templates.ClientWorkProcess(inner.initialize, next_fn)
-
-
-def build_attacked_fed_avg(model_fn, *, client_work, server_optimizer, model_aggregator):
-  """FedAvg-family learning process whose client work is `client_work` (attacked).
-
-  Composed from TFF's own templates exactly as `build_weighted_fed_avg` does.
-  """
-
-  @tff.tensorflow.computation
-  def initial_model_weights():
-    return tff.learning.models.ModelWeights.from_model(model_fn())
-
-  weights_type = initial_model_weights.type_signature.result
-  return tff.learning.templates.compose_learning_process(
-    initial_model_weights,
-    tff.learning.templates.build_broadcast_process(weights_type),
-    client_work,
-    model_aggregator.create(weights_type.trainable, tff.TensorType(np.float32)),
-    tff.learning.templates.build_apply_optimizer_finalizer(server_optimizer, weights_type),
-  )

@@ -10,7 +10,19 @@ import os
 import numpy as np
 from absl import logging
 
-from tff_med import algorithms, attacks, evaluation, export, manifest, outputs, runtime
+from tff_med import (
+  algorithms,
+  attacks,
+  dp_sgd,
+  evaluation,
+  export,
+  manifest,
+  metrics,
+  outputs,
+  privacy,
+  private_algorithms,
+  runtime,
+)
 from tff_med import task as task_lib
 from tff_med.data import client_data
 from tff_med.errors import ConfigError
@@ -62,8 +74,8 @@ def hospitals_per_round(hospitals: list[str], clients_per_round: int, seed: int)
   return sample
 
 
-def _process_and_data(config, task, plan, attack):
-  """The learning process and its round -> client datasets function (attacked if asked)."""
+def _process_and_data(config, task, plan, attack, privacy_plan):
+  """The learning process and its round -> client datasets function (private or attacked)."""
   train_data = client_data.client_data(task.data, 'train')
   sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
   num_clients = len(task.data.hospitals)
@@ -73,6 +85,8 @@ def _process_and_data(config, task, plan, attack):
       train_data, sizes, hospitals, plan, seed=config.seed, round_num=round_num
     )
 
+  if privacy_plan is not None:
+    return _private_process_and_data(config, task, privacy_plan, datasets_fn)
   if attack is None or attack.kind not in attacks.UPDATE_ATTACKS:
     return algorithms.build_learning_process(
       task.model_fn(), config.algorithm, num_clients
@@ -88,6 +102,32 @@ def _process_and_data(config, task, plan, attack):
     ]
 
   return process, attacked_datasets_fn
+
+
+def _private_process_and_data(config, task, privacy_plan, datasets_fn):
+  process = private_algorithms.build_private_learning_process(
+    task.model_fn(),
+    config,
+    len(task.data.hospitals),
+    privacy_plan,
+    metrics.loss_fn(task.data.num_classes, reduction='none'),
+  )
+  if privacy_plan.level != 'patient':
+    return process, datasets_fn
+
+  def dp_datasets_fn(round_num, hospitals):
+    return [
+      (
+        dp_sgd.params_dataset(
+          privacy_plan.noise_multipliers[h],
+          (config.seed, round_num * 1000 + task.data.hospitals.index(h)),
+        ),
+        ds,
+      )
+      for h, ds in zip(hospitals, datasets_fn(round_num, hospitals), strict=True)
+    ]
+
+  return process, dp_datasets_fn
 
 
 def stopping_rule(config, hospitals: list[str]) -> StoppingRule:
@@ -150,9 +190,13 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     )
     stopping = stopping_rule(t.stopping, task.data.hospitals)
     attack = attacks.from_config(config.attack, task.data.hospitals)
+    privacy_plan = privacy.plan(
+      config, {s.hospital: len(s.y_train) for s in task.data.shards}, hospitals_fn
+    )
+    private_algorithms.check_compatible(config, privacy_plan)
     if attack is not None and attack.kind == 'label_flip':
       task.data = attacks.with_flipped_labels(task.data, attack)
-    process, datasets_fn = _process_and_data(config, task, plan, attack)
+    process, datasets_fn = _process_and_data(config, task, plan, attack, privacy_plan)
     outputs.write_config(workdir, config.to_dict())
     manifest.write_manifest(
       workdir,
@@ -181,6 +225,7 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
       release_manager=release_manager,
       stopping=stopping,
       on_non_finite=t.on_non_finite,
+      round_metrics_fn=privacy_plan.round_metrics if privacy_plan else None,
     )
     keras_model = task.keras_model()
     process.get_model_weights(loop.state).assign_weights_to(keras_model)
@@ -193,13 +238,35 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     standardizer=task.standardizer,
   )
   table = results_table(loop.final_eval, test_sizes, evaluator.notes)
-  _write_results(workdir, loop, table, evaluator.notes)
+  privacy_summary = (
+    privacy_plan.summary(loop.rounds_completed) if privacy_plan else {'level': 'none'}
+  )
+  if privacy_plan:
+    table += '\n\n' + privacy_table(privacy_summary)
+  _write_results(workdir, loop, table, evaluator.notes, privacy_summary)
   print_fn(f'Stopped: {loop.stop_reason}.')
   print_fn(table)
   return RunResult(loop, task, workdir, table)
 
 
-def _write_results(workdir, loop: LoopResult, table: str, notes: dict) -> None:
+def privacy_table(summary: dict) -> str:
+  """A markdown table of the epsilon each protected group spent, by both accountants."""
+  lines = [
+    f'Privacy ({summary["level"]} level, delta {summary["delta"]:g}):',
+    '',
+    '| protected group | noise multiplier | steps | epsilon (RDP) | epsilon (PLD) |',
+    '|---|---:|---:|---:|---:|',
+  ]
+  for group, sigma in summary['noise_multipliers'].items():
+    lines.append(
+      f'| {group} | {sigma:.3f} | {summary["steps"][group]} | '
+      f'{summary["epsilon_rdp"][group]:.3g} | {summary["epsilon_pld"][group]:.3g} |'
+    )
+  lines.append(f'\nNote: {summary["note"]}.')
+  return '\n'.join(lines)
+
+
+def _write_results(workdir, loop: LoopResult, table: str, notes: dict, privacy_summary) -> None:
   with open(os.path.join(workdir, 'results.md'), 'w') as f:
     f.write(f'Stopped: {loop.stop_reason}.\n\n{table}\n')
   with open(os.path.join(workdir, RESULTS_JSON), 'w') as f:
@@ -214,6 +281,7 @@ def _write_results(workdir, loop: LoopResult, table: str, notes: dict) -> None:
           m: evaluation.mean_over_hospitals(loop.final_eval, m) for m in ('loss', 'accuracy', 'auc')
         },
         'undefined_metric_notes': {h: n for h, n in notes.items() if n},
+        'privacy': privacy_summary,
       },
       f,
       indent=2,

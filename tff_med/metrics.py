@@ -38,11 +38,14 @@ class SparseMacroAUC(tf.keras.metrics.AUC):
     return config
 
 
-def loss_fn(num_classes: int) -> tf.keras.losses.Loss:
-  """Cross-entropy on probabilities, binary or sparse categorical."""
+def loss_fn(num_classes: int, reduction: str = 'auto') -> tf.keras.losses.Loss:
+  """Cross-entropy on probabilities, binary or sparse categorical.
+
+  `reduction='none'` gives one loss per example (DP-SGD clips each one's gradient).
+  """
   if num_classes == 2:
-    return tf.keras.losses.BinaryCrossentropy()
-  return tf.keras.losses.SparseCategoricalCrossentropy()
+    return tf.keras.losses.BinaryCrossentropy(reduction=reduction)
+  return tf.keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
 
 
 def metric_builders(num_classes: int) -> list:

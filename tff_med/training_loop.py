@@ -79,6 +79,7 @@ def run_rounds(
   release_manager,
   stopping: StoppingRule,
   on_non_finite: str = 'warn',
+  round_metrics_fn: Callable[[int], dict[str, float]] | None = None,
 ) -> LoopResult:
   """Runs `process` to `rounds` rounds or until `stopping` says stop.
 
@@ -94,6 +95,7 @@ def run_rounds(
     release_manager: A `tff.program.ReleaseManager` for each round's metrics.
     stopping: The early-stopping rule.
     on_non_finite: 'warn' or 'error' when a client update or a round is non-finite.
+    round_metrics_fn: round -> extra metrics released with it (e.g. epsilon spent).
 
   Returns:
     A `LoopResult`.
@@ -122,6 +124,8 @@ def run_rounds(
     output = process.next(state, datasets_fn(round_num, hospitals))
     metrics = _train_metrics(output.metrics)
     metrics[outputs.ROUND_SECONDS] = time.perf_counter() - began
+    if round_metrics_fn is not None:
+      metrics.update(round_metrics_fn(round_num))
     if _report_faults(process, state, metrics, round_num, hospitals, datasets_fn, on_non_finite):
       faults.append(round_num)
     state = output.state
