@@ -41,6 +41,7 @@ class RunResult:
   task: task_lib.Task
   workdir: str
   table: str
+  privacy: dict  # What results.json says about privacy ({'level': 'none'} without DP).
 
 
 def validate_training(config) -> None:
@@ -246,7 +247,7 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
   _write_results(workdir, loop, table, evaluator.notes, privacy_summary)
   print_fn(f'Stopped: {loop.stop_reason}.')
   print_fn(table)
-  return RunResult(loop, task, workdir, table)
+  return RunResult(loop, task, workdir, table, privacy_summary)
 
 
 def privacy_table(summary: dict) -> str:
