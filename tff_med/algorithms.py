@@ -34,7 +34,7 @@ WEIGHTINGS = {
 }
 
 
-AGGREGATORS = ('mean', 'median', 'trimmed_mean', 'robust')
+AGGREGATORS = ('mean', 'median', 'trimmed_mean', 'robust', 'compression', 'secure')
 
 
 def model_aggregator(config, num_clients: int) -> tff.aggregators.WeightedAggregationFactory:
@@ -42,13 +42,20 @@ def model_aggregator(config, num_clients: int) -> tff.aggregators.WeightedAggreg
 
   'mean' is TFF's weighted mean; 'robust' TFF's `robust_aggregator` (adaptive
   clipping and zeroing); 'median' and 'trimmed_mean' are tff_med's order
-  statistics (`robust_aggregators`).
+  statistics (`robust_aggregators`); 'compression' TFF's
+  `compression_aggregator` (8-bit quantization of large tensors); 'secure' TFF's
+  `secure_aggregator`, which TFF runs only with its secure sum emulated in the
+  clear (`runtime.local_runtime(emulate_secure_sum=True)`).
   """
   name = config.aggregator
   if name == 'mean':
     inner = tff.aggregators.MeanFactory()
   elif name == 'robust':
     inner = tff.learning.robust_aggregator(weighted=True)
+  elif name == 'compression':
+    inner = tff.learning.compression_aggregator(weighted=True)
+  elif name == 'secure':
+    inner = tff.learning.secure_aggregator(weighted=True)
   elif name == 'median':
     inner = robust_aggregators.coordinate_median(num_clients)
   elif name == 'trimmed_mean':

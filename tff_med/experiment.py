@@ -13,6 +13,7 @@ from absl import logging
 from tff_med import (
   algorithms,
   attacks,
+  communication,
   dp_sgd,
   evaluation,
   export,
@@ -31,6 +32,11 @@ from tff_med.training_loop import LoopResult, run_rounds
 
 RESULTS_JSON = 'results.json'
 NON_FINITE_ACTIONS = ('warn', 'error')
+SECURE_EMULATION_WARNING = (
+  "aggregator 'secure': TFF runs secure aggregation only in its test context, which "
+  'emulates the secure sum insecurely (values are summed in the clear by the TFF worker). '
+  "This run shows secure aggregation's numerics (clipping, quantization), not its security."
+)
 
 
 @dataclasses.dataclass
@@ -131,6 +137,21 @@ def _private_process_and_data(config, task, privacy_plan, datasets_fn):
   return process, dp_datasets_fn
 
 
+def _round_metrics_fn(config, task, hospitals_fn, privacy_plan):
+  """round -> bytes sent and received, and epsilon spent so far (if private)."""
+  cost = communication.communication_cost(
+    task.keras_model(), compressed=config.algorithm.aggregator == 'compression'
+  )
+
+  def round_metrics(round_num):
+    metrics = cost.round_metrics(len(hospitals_fn(round_num)))
+    if privacy_plan is not None:
+      metrics.update(privacy_plan.round_metrics(round_num))
+    return metrics
+
+  return round_metrics
+
+
 def stopping_rule(config, hospitals: list[str]) -> StoppingRule:
   """The early-stopping rule; an active rule must watch a metric the run reports."""
   rule = StoppingRule(**config.to_dict())
@@ -182,8 +203,12 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
   plan = client_data.LocalTraining(
     config.data.batch_size, config.data.local_steps, config.data.local_epochs
   )
+  secure = config.algorithm.aggregator == 'secure'
+  if secure:
+    logging.warning('%s', SECURE_EMULATION_WARNING)
   with runtime.local_runtime(
-    max_concurrent_computation_calls=config.runtime.max_concurrent_computation_calls
+    max_concurrent_computation_calls=config.runtime.max_concurrent_computation_calls,
+    emulate_secure_sum=secure,
   ):
     task = task_lib.load_task(config)
     hospitals_fn = hospitals_per_round(
@@ -226,7 +251,7 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
       release_manager=release_manager,
       stopping=stopping,
       on_non_finite=t.on_non_finite,
-      round_metrics_fn=privacy_plan.round_metrics if privacy_plan else None,
+      round_metrics_fn=_round_metrics_fn(config, task, hospitals_fn, privacy_plan),
     )
     keras_model = task.keras_model()
     process.get_model_weights(loop.state).assign_weights_to(keras_model)

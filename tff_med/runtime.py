@@ -31,6 +31,9 @@ import time
 import grpc
 import tensorflow_federated as tff
 
+# Not exported by TFF; its test context is the only user (see execution_context).
+from tensorflow_federated.python.core.backends.test import compiler as test_compiler
+
 _PR_SET_PDEATHSIG = 1
 _GRPC_OPTIONS = [
   ('grpc.max_message_length', 2_000_000_000),
@@ -127,8 +130,22 @@ def _tail(path: str, lines: int = 10) -> str:
     return ''.join(f.readlines()[-lines:])
 
 
-def execution_context(stub_fn) -> tff.framework.SyncExecutionContext:
-  """Builds TFF's sync C++ execution context; `stub_fn` returns a ready stub."""
+def _compile_with_emulated_secure_sum(comp):
+  # As TFF's test context (tff.backends.test) compiles: secure sums become plain sums.
+  comp = test_compiler.replace_secure_intrinsics_with_bodies(comp)
+  return tff.backends.native.desugar_and_transform_to_native(comp)
+
+
+def execution_context(
+  stub_fn, *, emulate_secure_sum: bool = False
+) -> tff.framework.SyncExecutionContext:
+  """Builds TFF's sync C++ execution context; `stub_fn` returns a ready stub.
+
+  With `emulate_secure_sum`, TFF's secure-sum intrinsics (used by
+  `tff.learning.secure_aggregator`) are compiled to ordinary sums exactly as
+  TFF's own test context does: the numerics of secure aggregation, none of its
+  security. TFF has no other runtime for them.
+  """
 
   def stack_fn(cardinalities):
     cardinalities.setdefault(tff.CLIENTS, 0)
@@ -138,7 +155,11 @@ def execution_context(stub_fn) -> tff.framework.SyncExecutionContext:
 
   return tff.framework.SyncExecutionContext(
     executor_fn=tff.framework.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn),
-    compiler_fn=tff.backends.native.desugar_and_transform_to_native,
+    compiler_fn=(
+      _compile_with_emulated_secure_sum
+      if emulate_secure_sum
+      else tff.backends.native.desugar_and_transform_to_native
+    ),
     transform_args=tff.tensorflow.transform_args,
     transform_result=tff.tensorflow.transform_result,
   )
@@ -189,7 +210,12 @@ def install_owned_default_context() -> None:
 
 
 @contextlib.contextmanager
-def local_runtime(*, max_concurrent_computation_calls: int = -1, ready_timeout: float = 60.0):
+def local_runtime(
+  *,
+  max_concurrent_computation_calls: int = -1,
+  ready_timeout: float = 60.0,
+  emulate_secure_sum: bool = False,
+):
   """Runs the enclosed TFF computations on a worker that this block owns.
 
   Usage:
@@ -197,7 +223,8 @@ def local_runtime(*, max_concurrent_computation_calls: int = -1, ready_timeout: 
       state = process.initialize()
 
   The worker starts on the first computation and stops when the block exits;
-  the previous default context is restored, so blocks nest.
+  the previous default context is restored, so blocks nest. `emulate_secure_sum`:
+  see `execution_context`.
 
   Raises:
     WorkerError: The worker did not start or become ready in time.
@@ -206,7 +233,8 @@ def local_runtime(*, max_concurrent_computation_calls: int = -1, ready_timeout: 
     max_concurrent_computation_calls=max_concurrent_computation_calls, ready_timeout=ready_timeout
   )
   try:
-    with tff.framework.get_context_stack().install(execution_context(worker.stub)):
+    context = execution_context(worker.stub, emulate_secure_sum=emulate_secure_sum)
+    with tff.framework.get_context_stack().install(context):
       yield worker
   finally:
     worker.stop()
