@@ -54,9 +54,12 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.algorithm.proximal_strength = 0.0  # fedprox's mu.
   config.algorithm.clients_per_round = 0  # 0: every hospital, every round.
   # Model-update aggregation: 'mean' (TFF's weighted mean), 'robust' (TFF's adaptive
-  # clipping and zeroing), 'median' or 'trimmed_mean' (coordinate-wise, unweighted).
+  # clipping and zeroing), 'median' or 'trimmed_mean' (coordinate-wise, unweighted),
+  # 'multi_krum', 'norm_clip' (clip to the round's median norm), 'compression' (TFF's
+  # 8-bit quantization), 'secure' (TFF's secure aggregation, emulated in the clear).
   config.algorithm.aggregator = 'mean'
   config.algorithm.trim_fraction = 0.25  # trimmed_mean: share cut from each side.
+  config.algorithm.krum_byzantine = 1  # multi_krum: updates assumed hostile (left out).
 
   config.training = ml_collections.ConfigDict()
   config.training.rounds = 15

@@ -3,12 +3,13 @@
 One adversarial hospital (the first alphabetically: Cleveland) flips the sign of
 its update and scales it by 10, on the four heart hospitals and on the same
 patients dealt at random to 10 synthetic hospitals; FedAvg with the weighted
-mean, the coordinate-wise median, the trimmed mean and TFF's robust aggregator;
+mean, the coordinate-wise median, the trimmed mean, Multi-Krum (one update left
+out), clipping to the median norm, and TFF's robust aggregator;
 FLamby's budget (15 rounds of 100 local steps of batch 4), 3 seeds.
 
   uv run python -m experiments.robustness --config=configs/heart_disease_robustness.py
 
-About 7 minutes on 2 cores; `:smoke` is 1 seed, 2 rounds, 2 aggregators, 4 hospitals.
+About 11 minutes on 2 cores; `:smoke` is 1 seed, 2 rounds, 2 aggregators, 4 hospitals.
 Writes robustness.csv, robustness.md and robustness.png under the workdir.
 """
 
@@ -25,7 +26,14 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.attack.scale = 10.0
   config.robustness = ml_collections.ConfigDict()
   config.robustness.attack = 'sign_flip'
-  config.robustness.aggregators = ('mean', 'median', 'trimmed_mean', 'robust')
+  config.robustness.aggregators = (
+    'mean',
+    'median',
+    'trimmed_mean',
+    'multi_krum',
+    'norm_clip',
+    'robust',
+  )
   config.robustness.seeds = 3
   config.robustness.synthetic_hospitals = 10  # 0: only the four real hospitals.
   if variant == 'smoke':

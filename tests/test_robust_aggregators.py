@@ -46,3 +46,25 @@ def test_max_clients_below_one_is_a_config_error():
 def test_more_clients_than_max_clients_fails_instead_of_dropping_one():
   with pytest.raises(Exception, match='more clients in a round than max_clients=3'):
     aggregate(robust_aggregators.coordinate_median(3), [1.0] * 4)
+
+
+def test_multi_krum_leaves_out_the_update_far_from_the_others():
+  scalar, vector = aggregate(robust_aggregators.multi_krum(4, byzantine=1), [1.0] * 4)
+  assert scalar == pytest.approx(2.0)  # mean of the three honest hospitals
+  np.testing.assert_allclose(vector, [2.0, 20.0])
+
+
+def test_multi_krum_needs_room_for_honest_neighbours():
+  with pytest.raises(ConfigError, match=r'krum_byzantine must be in \[1, hospitals - 1\)'):
+    robust_aggregators.multi_krum(4, byzantine=3)
+
+
+def test_norm_clip_cuts_the_outlier_to_the_median_norm():
+  scalar, vector = aggregate(robust_aggregators.MedianNormClipFactory(4), [1.0] * 4)
+  norms = [np.linalg.norm([v[0], *v[1]]) for v in VALUES]
+  bound = (sorted(norms)[1] + sorted(norms)[2]) / 2
+  clipped = [
+    np.array([v[0], *v[1]]) * min(1.0, bound / n) for v, n in zip(VALUES, norms, strict=True)
+  ]
+  np.testing.assert_allclose([scalar, *vector], np.mean(clipped, axis=0), rtol=1e-5)
+  assert np.linalg.norm([scalar, *vector]) <= bound

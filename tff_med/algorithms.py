@@ -34,7 +34,16 @@ WEIGHTINGS = {
 }
 
 
-AGGREGATORS = ('mean', 'median', 'trimmed_mean', 'robust', 'compression', 'secure')
+AGGREGATORS = (
+  'mean',
+  'median',
+  'trimmed_mean',
+  'multi_krum',
+  'norm_clip',
+  'robust',
+  'compression',
+  'secure',
+)
 
 
 def model_aggregator(config, num_clients: int) -> tff.aggregators.WeightedAggregationFactory:
@@ -42,7 +51,9 @@ def model_aggregator(config, num_clients: int) -> tff.aggregators.WeightedAggreg
 
   'mean' is TFF's weighted mean; 'robust' TFF's `robust_aggregator` (adaptive
   clipping and zeroing); 'median' and 'trimmed_mean' are tff_med's order
-  statistics (`robust_aggregators`); 'compression' TFF's
+  statistics, 'multi_krum' drops the `krum_byzantine` updates farthest from
+  the rest, and 'norm_clip' clips every update to the round's median norm
+  (`robust_aggregators`); 'compression' TFF's
   `compression_aggregator` (8-bit quantization of large tensors); 'secure' TFF's
   `secure_aggregator`, which TFF runs only with its secure sum emulated in the
   clear (`runtime.local_runtime(emulate_secure_sum=True)`).
@@ -58,6 +69,10 @@ def model_aggregator(config, num_clients: int) -> tff.aggregators.WeightedAggreg
     inner = tff.learning.secure_aggregator(weighted=True)
   elif name == 'median':
     inner = robust_aggregators.coordinate_median(num_clients)
+  elif name == 'multi_krum':
+    inner = robust_aggregators.multi_krum(num_clients, config.krum_byzantine)
+  elif name == 'norm_clip':
+    inner = robust_aggregators.MedianNormClipFactory(num_clients)
   elif name == 'trimmed_mean':
     inner = robust_aggregators.trimmed_mean(num_clients, config.trim_fraction)
   else:
