@@ -93,6 +93,16 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.privacy.max_noise_multiplier = 50.0  # A target needing more noise is refused.
   config.privacy.accountant = 'rdp'  # Per-round epsilon; results report 'rdp' and 'pld'.
 
+  # Remote hospitals (experiments.hospital_worker at each): 'cleveland=host:port,...'.
+  # Empty: simulate every hospital in this process. Several may share an address.
+  config.deployment = ml_collections.ConfigDict()
+  config.deployment.workers = ''
+  config.deployment.tls_cert = ''  # The coordinator's certificate, key and the
+  config.deployment.tls_key = ''  # consortium CA (experiments.make_certificates);
+  config.deployment.tls_ca = ''  # empty: plain gRPC (a trusted network only).
+  config.deployment.ready_timeout = 30.0  # Seconds for every worker to answer at start.
+  config.deployment.call_timeout = 300.0  # Seconds a round may take before giving up.
+
   config.runtime = ml_collections.ConfigDict()
   config.runtime.max_concurrent_computation_calls = -1  # TFF worker; <= 0: 4 x cores.
 

@@ -11,6 +11,7 @@ class or none: it is reported as NaN with a note, never as 0 or 1.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -30,25 +31,54 @@ def undefined_reason(labels: np.ndarray) -> str | None:
   return None
 
 
-class FederatedEvaluator:
-  """Evaluates model weights at every hospital; the TFF process is built once."""
+def undefined_reason_from_counts(counts) -> str | None:
+  """`undefined_reason` from a histogram of test labels (what a remote hospital reports)."""
+  counts = np.asarray(counts)
+  if counts.sum() == 0:
+    return 'test shard is empty'
+  present = np.flatnonzero(counts)
+  if len(present) < 2:
+    return f'test shard has only class {int(present[0])}'
+  return None
 
-  def __init__(
-    self,
+
+class FederatedEvaluator:
+  """Evaluates model weights at every hospital; the TFF process is built once.
+
+  Args:
+    process: A `build_fed_eval` process (composed with a loader for remote shards).
+    client_inputs: {hospital: its test dataset, or the string its worker loads}.
+    notes: {hospital or 'all': why two-class metrics are undefined, or None}.
+    route: hospitals -> context manager running the enclosed calls on their
+      workers (remote deployments); by default calls run in the current context.
+  """
+
+  def __init__(self, process, client_inputs: dict, notes: dict, route=None):
+    self._process = process
+    self._route = route or (lambda hospitals: contextlib.nullcontext())
+    with self._route(list(client_inputs)):
+      self._state = self._process.initialize()
+    self._datasets = dict(client_inputs)
+    self.notes = notes
+
+  @classmethod
+  def in_memory(
+    cls,
     model_fn,
     test_data: tff.simulation.datasets.ClientData,
     test_labels: dict[str, np.ndarray],
     batch_size: int = 256,
-  ):
-    self._process = tff.learning.algorithms.build_fed_eval(
+  ) -> FederatedEvaluator:
+    """An evaluator over test shards held in this process (simulation)."""
+    process = tff.learning.algorithms.build_fed_eval(
       model_fn, loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR
     )
-    self._state = self._process.initialize()
-    self._datasets = {
+    datasets = {
       h: test_data.create_tf_dataset_for_client(h).batch(batch_size) for h in test_data.client_ids
     }
-    self.notes = {h: undefined_reason(y) for h, y in test_labels.items()}
-    self.notes[ALL] = undefined_reason(np.concatenate(list(test_labels.values())))
+    notes = {h: undefined_reason(y) for h, y in test_labels.items()}
+    notes[ALL] = undefined_reason(np.concatenate(list(test_labels.values())))
+    return cls(process, datasets, notes)
 
   @property
   def hospitals(self) -> list[str]:
@@ -60,8 +90,11 @@ class FederatedEvaluator:
     results = {}
     for name in self.hospitals + [ALL]:
       clients = self.hospitals if name == ALL else [name]
-      non_empty = [self._datasets[h] for h in clients if self.notes[h] != 'test shard is empty']
-      results[name] = self._metrics(state, non_empty, self.notes[name])
+      non_empty = [h for h in clients if self.notes[h] != 'test shard is empty']
+      with self._route(non_empty):
+        results[name] = self._metrics(
+          state, [self._datasets[h] for h in non_empty], self.notes[name]
+        )
     return results
 
   def _metrics(self, state, datasets, note) -> dict[str, float]:

@@ -186,6 +186,8 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
   """Trains the config's model federatedly; writes everything under `workdir`.
 
   Rerunning with the same config and workdir resumes from the last checkpoint.
+  With `config.deployment.workers` set, the hospitals are remote TFF workers
+  (`deployment.coordinator.train_remote`); otherwise all are simulated here.
 
   Args:
     config: An experiment `ml_collections.ConfigDict` (see `configs/`).
@@ -198,6 +200,11 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
   Raises:
     ConfigError, ShardError: Bad config or data, before any training.
   """
+  if config.get('deployment') and config.deployment.workers:
+    # Imported here: the coordinator builds on this module.
+    from tff_med.deployment import coordinator
+
+    return coordinator.train_remote(config, workdir, print_fn=print_fn)
   validate_training(config)
   t = config.training
   plan = client_data.LocalTraining(
@@ -233,7 +240,7 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     test_sizes = {s.hospital: len(s.y_test) for s in task.data.shards}
     test_sizes[evaluation.ALL] = sum(test_sizes.values())
     state_manager, release_manager = outputs.create_managers(workdir, t.rounds, print_fn=print_fn)
-    evaluator = evaluation.FederatedEvaluator(
+    evaluator = evaluation.FederatedEvaluator.in_memory(
       task.model_fn(),
       client_data.client_data(task.data, 'test'),
       {s.hospital: s.y_test for s in task.data.shards},
@@ -255,24 +262,46 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     )
     keras_model = task.keras_model()
     process.get_model_weights(loop.state).assign_weights_to(keras_model)
-  export.export_model(
-    workdir,
-    keras_model,
-    feature_names=task.data.feature_names,
-    label=task.data.label,
-    num_classes=task.data.num_classes,
-    standardizer=task.standardizer,
-  )
-  table = results_table(loop.final_eval, test_sizes, evaluator.notes)
   privacy_summary = (
     privacy_plan.summary(loop.rounds_completed) if privacy_plan else {'level': 'none'}
   )
-  if privacy_plan:
+  table = finish_run(
+    workdir,
+    loop,
+    keras_model,
+    task.data,
+    task.standardizer,
+    test_sizes,
+    evaluator.notes,
+    privacy_summary,
+    print_fn=print_fn,
+  )
+  return RunResult(loop, task, workdir, table, privacy_summary)
+
+
+def finish_run(
+  workdir, loop, keras_model, schema, standardizer, test_sizes, notes, privacy_summary, *, print_fn
+) -> str:
+  """Exports the model, writes results.md/.json, prints the table; returns the table.
+
+  `schema` is anything with `feature_names`, `label` and `num_classes` (the
+  shards, or a remote federation's schema).
+  """
+  export.export_model(
+    workdir,
+    keras_model,
+    feature_names=schema.feature_names,
+    label=schema.label,
+    num_classes=schema.num_classes,
+    standardizer=standardizer,
+  )
+  table = results_table(loop.final_eval, test_sizes, notes)
+  if privacy_summary['level'] != 'none':
     table += '\n\n' + privacy_table(privacy_summary)
-  _write_results(workdir, loop, table, evaluator.notes, privacy_summary)
+  _write_results(workdir, loop, table, notes, privacy_summary)
   print_fn(f'Stopped: {loop.stop_reason}.')
   print_fn(table)
-  return RunResult(loop, task, workdir, table, privacy_summary)
+  return table
 
 
 def privacy_table(summary: dict) -> str:

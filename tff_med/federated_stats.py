@@ -37,3 +37,29 @@ def federated_moments(client_arrays: list[np.ndarray]) -> tuple[np.ndarray, np.n
   dim = client_arrays[0].shape[1]
   total, total_sq, count = _moments_computation(dim)(client_arrays)
   return np.asarray(total), np.asarray(total_sq), float(count)
+
+
+def dataset_moments_computation(dim: int):
+  """Like `federated_moments`, over each hospital's dataset of feature rows (remote shards).
+
+  A federated computation on datasets of float32 [dim] rows; compose it with a
+  loader (`tff.simulation.compose_dataset_computation_with_computation`) so each
+  worker reads its own shard.
+  """
+
+  @tff.tensorflow.computation(tff.SequenceType(tff.TensorType(np.float32, [dim])))
+  def local_moments(rows):
+    def add(acc, x):
+      x = tf.cast(x, tf.float64)
+      return acc[0] + x, acc[1] + tf.square(x), acc[2] + 1.0
+
+    zeros = tf.zeros([dim], tf.float64)
+    return rows.reduce((zeros, zeros, tf.constant(0.0, tf.float64)), add)
+
+  @tff.federated_computation(
+    tff.FederatedType(tff.SequenceType(tff.TensorType(np.float32, [dim])), tff.CLIENTS)
+  )
+  def moments(client_rows):
+    return tff.federated_sum(tff.federated_map(local_moments, client_rows))
+
+  return moments

@@ -60,7 +60,11 @@ def free_port() -> int:
 
 
 def start_worker(
-  port: int, *, max_concurrent_computation_calls: int = -1, log_path: str | None = None
+  port: int,
+  *,
+  max_concurrent_computation_calls: int = -1,
+  log_path: str | None = None,
+  cwd: str | None = None,
 ) -> subprocess.Popen:
   """Starts TFF's `worker_binary` on `port`; it dies with this process.
 
@@ -69,6 +73,8 @@ def start_worker(
     max_concurrent_computation_calls: Passed to the worker; must be an int
       (a float makes the worker exit and TFF wait forever).
     log_path: Where the worker's output goes (a temp file by default).
+    cwd: The worker's working directory (a hospital's data root: relative shard
+      names in computations resolve there).
 
   Raises:
     WorkerError: The argument is not an int.
@@ -94,6 +100,7 @@ def start_worker(
       stderr=subprocess.STDOUT,
       preexec_fn=_die_with_parent,
       close_fds=True,
+      cwd=cwd,
     )
   process.log_path = log_path
   return process

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import math
 import time
@@ -80,6 +81,7 @@ def run_rounds(
   stopping: StoppingRule,
   on_non_finite: str = 'warn',
   round_metrics_fn: Callable[[int], dict[str, float]] | None = None,
+  route: Callable[[list[str]], contextlib.AbstractContextManager] | None = None,
 ) -> LoopResult:
   """Runs `process` to `rounds` rounds or until `stopping` says stop.
 
@@ -96,6 +98,8 @@ def run_rounds(
     stopping: The early-stopping rule.
     on_non_finite: 'warn' or 'error' when a client update or a round is non-finite.
     round_metrics_fn: round -> extra metrics released with it (e.g. epsilon spent).
+    route: hospitals -> context manager running the enclosed TFF calls on their
+      workers (remote deployments); by default calls run in the current context.
 
   Returns:
     A `LoopResult`.
@@ -103,7 +107,9 @@ def run_rounds(
   Raises:
     NonFiniteUpdateError: A non-finite update and `on_non_finite == 'error'`.
   """
-  initial = _program_state(process.initialize(), 0, stopping)
+  route = route or (lambda hospitals: contextlib.nullcontext())
+  with route(hospitals_fn(1)):
+    initial = _program_state(process.initialize(), 0, stopping)
   saved, _ = run_sync(state_manager.load_latest(initial))
   start = 0
   if saved is not None:
@@ -121,12 +127,15 @@ def run_rounds(
     round_num += 1
     hospitals = hospitals_fn(round_num)
     began = time.perf_counter()
-    output = process.next(state, datasets_fn(round_num, hospitals))
+    with route(hospitals):
+      output = process.next(state, datasets_fn(round_num, hospitals))
     metrics = _train_metrics(output.metrics)
     metrics[outputs.ROUND_SECONDS] = time.perf_counter() - began
     if round_metrics_fn is not None:
       metrics.update(round_metrics_fn(round_num))
-    if _report_faults(process, state, metrics, round_num, hospitals, datasets_fn, on_non_finite):
+    if _report_faults(
+      process, state, metrics, round_num, hospitals, datasets_fn, on_non_finite, route
+    ):
       faults.append(round_num)
     state = output.state
     last = round_num == rounds
@@ -145,7 +154,7 @@ def run_rounds(
 
 
 def _report_faults(
-  process, state, metrics, round_num, hospitals, datasets_fn, on_non_finite
+  process, state, metrics, round_num, hospitals, datasets_fn, on_non_finite, route
 ) -> bool:
   zeroed = metrics[f'{outputs.TRAIN_PREFIX}{non_finite.ZERO_WEIGHT_CLIENTS}']
   rejected = metrics[f'{outputs.TRAIN_PREFIX}update_non_finite']
@@ -153,7 +162,7 @@ def _report_faults(
     return False
   messages = []
   if zeroed:
-    culprits = _zeroed_hospitals(process, state, round_num, hospitals, datasets_fn)
+    culprits = _zeroed_hospitals(process, state, round_num, hospitals, datasets_fn, route)
     messages.append(
       f'TFF zeroed the non-finite update of {zeroed} hospital(s) '
       f'({", ".join(culprits)}) and gave it weight 0'
@@ -167,11 +176,12 @@ def _report_faults(
   return True
 
 
-def _zeroed_hospitals(process, state, round_num, hospitals, datasets_fn) -> list[str]:
+def _zeroed_hospitals(process, state, round_num, hospitals, datasets_fn, route) -> list[str]:
   """Re-runs the round one hospital at a time to name whose update was zeroed."""
   culprits = []
   for hospital in hospitals:
-    output = process.next(state, datasets_fn(round_num, [hospital]))
+    with route([hospital]):
+      output = process.next(state, datasets_fn(round_num, [hospital]))
     zeroed, _ = non_finite.round_faults(output.metrics)
     if zeroed or any(math.isnan(float(v)) for v in output.metrics['client_work']['train'].values()):
       culprits.append(hospital)

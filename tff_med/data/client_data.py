@@ -62,11 +62,14 @@ def shuffle_seed(seed: int, round_num: int, client_index: int) -> int:
   return (seed * 1_000_003 + round_num * 10_007 + client_index) % (2**31 - 1)
 
 
-def training_dataset(
-  dataset: tf.data.Dataset, size: int, plan: LocalTraining, seed: int
-) -> tf.data.Dataset:
-  """Shuffles and batches one hospital's training data for one round."""
-  shuffled = dataset.shuffle(max(size, 1), seed=seed, reshuffle_each_iteration=True)
+def training_dataset(dataset: tf.data.Dataset, size, plan: LocalTraining, seed) -> tf.data.Dataset:
+  """Shuffles and batches one hospital's training data for one round.
+
+  `size` and `seed` may be Python ints (simulation) or scalar tensors (a remote
+  worker building the dataset from a shard name); both give the same batches.
+  """
+  buffer = tf.maximum(tf.cast(size, tf.int64), 1)
+  shuffled = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
   if plan.local_steps:
     return shuffled.repeat().batch(plan.batch_size).take(plan.local_steps)
   return shuffled.batch(plan.batch_size).repeat(plan.local_epochs)

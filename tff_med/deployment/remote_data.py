@@ -1,0 +1,126 @@
+"""TF computations that read a hospital's shard where it lives, on that hospital's worker.
+
+The coordinator sends only strings: a client input names a shard file relative
+to the worker's data root, plus the shuffle seed, the row count and which
+standardization statistics to use ('cleveland/train.csv|seed|rows|index'). The
+worker parses the CSV, standardizes, shuffles and batches exactly as the
+simulation does with in-memory arrays (`client_data.training_dataset`), so a
+remote run and a simulated one see the same batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from tff_med.data import client_data
+
+SEPARATOR = '|'
+
+
+def client_input(hospital: str, split: str, *, seed: int = 0, rows: int = 0, index: int = 0) -> str:
+  """The string a hospital's worker turns into its `split` dataset."""
+  return SEPARATOR.join([f'{hospital}/{split}.csv', str(seed), str(rows), str(index)])
+
+
+def _lines(path):
+  content = tf.strings.regex_replace(tf.io.read_file(path), '\r', '')
+  lines = tf.strings.split(tf.strings.strip(content), '\n')
+  return lines[0], lines[1:]
+
+
+@tff.tensorflow.computation(np.str_, np.str_)
+def describe_shard(path, label):
+  """(header line, data rows, label values) of a shard file on the worker.
+
+  The label values come back as a histogram over 0..max label: aggregate
+  counts, never rows.
+  """
+  header, rows = _lines(path)
+  columns = tf.strings.split(header, ',')
+  index = tf.cast(tf.reshape(tf.where(tf.equal(columns, label)), [-1]), tf.int32)
+  index = tf.cond(tf.size(index) > 0, lambda: index[0], lambda: tf.constant(-1))
+  values = tf.strings.split(rows, ',')
+  labels = tf.cond(
+    index >= 0,
+    lambda: tf.strings.to_number(tf.gather(values, index, axis=1), tf.int64),
+    lambda: tf.zeros([0], tf.int64),
+  )
+  histogram = tf.math.bincount(tf.cast(labels, tf.int32), dtype=tf.int64)
+  return header, tf.size(rows, out_type=tf.int64), histogram
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardFormat:
+  """How to turn a shard's CSV rows into `(features, label)` examples."""
+
+  columns: tuple[str, ...]
+  features: tuple[str, ...]
+  label: str
+  num_classes: int
+  mean: np.ndarray  # [standardization groups, features], float64
+  std: np.ndarray
+
+  def _example_fn(self, index):
+    feature_idx = [self.columns.index(f) for f in self.features]
+    label_idx = self.columns.index(self.label)
+    selected = sorted({*feature_idx, label_idx})
+    position = {c: i for i, c in enumerate(selected)}
+    mean = tf.constant(self.mean, tf.float64)[index]
+    std = tf.constant(self.std, tf.float64)[index]
+    binary = self.num_classes == 2
+
+    def example(*values):
+      x = tf.stack([values[position[i]] for i in feature_idx])
+      x = tf.cast((tf.cast(x, tf.float64) - mean) / std, tf.float32)
+      y = values[position[label_idx]]
+      return x, tf.reshape(y, [1]) if binary else tf.cast(y, tf.int32)
+
+    return selected, example
+
+  def _examples(self, spec):
+    parts = tf.strings.split(spec, SEPARATOR)
+    index = tf.strings.to_number(parts[3], tf.int32)
+    selected, example = self._example_fn(index)
+    dataset = tf.data.experimental.CsvDataset(
+      parts[0], [tf.float32] * len(selected), header=True, select_cols=selected
+    )
+    seed = tf.strings.to_number(parts[1], tf.int64)
+    rows = tf.strings.to_number(parts[2], tf.int64)
+    return dataset.map(example), seed, rows
+
+  def train_computation(self, plan: client_data.LocalTraining):
+    """tf.string -> the shard's training dataset for one round (shuffled with the given seed)."""
+
+    @tff.tensorflow.computation(np.str_)
+    def load_train(spec):
+      examples, seed, rows = self._examples(spec)
+      return client_data.training_dataset(examples, rows, plan, seed)
+
+    return load_train
+
+  def test_computation(self, batch_size: int):
+    """tf.string -> the shard's test dataset, batched for evaluation."""
+
+    @tff.tensorflow.computation(np.str_)
+    def load_test(spec):
+      examples, _, _ = self._examples(spec)
+      return examples.batch(batch_size)
+
+    return load_test
+
+  def features_computation(self):
+    """tf.string -> the shard's raw (unstandardized) feature rows, for federated moments."""
+    raw = dataclasses.replace(
+      self, mean=np.zeros_like(self.mean[:1]), std=np.ones_like(self.std[:1])
+    )
+
+    @tff.tensorflow.computation(np.str_)
+    def load_features(spec):
+      examples, _, _ = raw._examples(spec)
+      return examples.map(lambda x, y: x)
+
+    return load_features

@@ -1,0 +1,140 @@
+"""What the coordinator learns from the hospitals instead of their data: the shard schema.
+
+Each hospital's worker reports, per split, the CSV header, the row count and a
+histogram of the label values (`remote_data.describe_shard`). The coordinator
+refuses to start if the hospitals' columns disagree, if a label is outside the
+configured classes, or if a worker lacks a hospital's shard, naming the
+hospital and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_federated as tff
+
+from tff_med import metrics, models
+from tff_med.deployment import remote_data
+from tff_med.deployment.federation import DeploymentError, RemoteFederation
+from tff_med.errors import ConfigError
+
+SPLITS = ('train', 'test')
+
+
+@dataclasses.dataclass
+class RemoteSchema:
+  """The federation's agreed columns, and per-hospital sizes and label histograms."""
+
+  columns: tuple[str, ...]
+  feature_names: tuple[str, ...]
+  label: str
+  num_classes: int
+  rows: dict[str, dict[str, int]]  # hospital -> split -> rows
+  label_counts: dict[str, dict[str, np.ndarray]]  # hospital -> split -> counts per class
+
+  @property
+  def hospitals(self) -> list[str]:
+    return list(self.rows)
+
+
+def _describe(federation: RemoteFederation, hospital: str, split: str, label: str):
+  path = f'{hospital}/{split}.csv'
+  try:
+    with federation.route([hospital]):
+      header, rows, histogram = remote_data.describe_shard(path, label)
+  except DeploymentError:
+    raise
+  except Exception as e:  # The worker's error arrives as a gRPC error with its message.
+    detail = str(e)
+    if 'No such file' in detail or 'NOT_FOUND' in detail:
+      raise DeploymentError(
+        f'hospital {hospital}: its worker at {federation.workers[hospital]} has no shard '
+        f'{path} under its --data_root'
+      ) from e
+    raise DeploymentError(
+      f'hospital {hospital}: reading {path} on its worker failed: {detail[:500]}'
+    ) from e
+  return header.decode(), int(rows), np.asarray(histogram)
+
+
+def fetch_schema(federation: RemoteFederation, data_config) -> RemoteSchema:
+  """Asks every hospital's worker for its shards' schema and checks that they agree.
+
+  Raises:
+    DeploymentError: A worker lacks a hospital's shard or cannot read it.
+    ConfigError: Columns differ between hospitals or splits, the label or a
+      feature is missing, or a label value is outside 0..num_classes-1.
+  """
+  label, num_classes = data_config.label, data_config.num_classes
+  reference = None
+  rows, counts = {}, {}
+  for hospital in federation.hospitals:
+    rows[hospital], counts[hospital] = {}, {}
+    for split in SPLITS:
+      header, n, histogram = _describe(federation, hospital, split, label)
+      columns = tuple(c.strip() for c in header.split(','))
+      if reference is None:
+        reference = (hospital, split, columns)
+      elif columns != reference[2]:
+        raise ConfigError(
+          f'hospital {hospital}: {hospital}/{split}.csv has columns {list(columns)}, but '
+          f'{reference[0]}/{reference[1]}.csv has {list(reference[2])}; all shards must agree'
+        )
+      if label not in columns:
+        raise ConfigError(
+          f'hospital {hospital}: {hospital}/{split}.csv has no label column {label!r}'
+        )
+      if len(histogram) > num_classes:
+        raise ConfigError(
+          f'hospital {hospital}: {hospital}/{split}.csv, column {label!r} has label '
+          f'{len(histogram) - 1}, outside 0..{num_classes - 1} (data.num_classes={num_classes})'
+        )
+      rows[hospital][split] = n
+      counts[hospital][split] = np.pad(histogram, (0, num_classes - len(histogram)))
+  columns = reference[2]
+  features = tuple(data_config.features) or tuple(c for c in columns if c != label)
+  missing = [f for f in features if f not in columns]
+  if missing:
+    raise ConfigError(f'data.features {missing} are not columns of the shards: {list(columns)}')
+  return RemoteSchema(columns, features, label, num_classes, rows, counts)
+
+
+@dataclasses.dataclass
+class RemoteTask:
+  """The model side of a remote run: no data, only its schema and standardization."""
+
+  schema: RemoteSchema
+  standardizer: object
+  model_config: dict
+  seed: int
+
+  @property
+  def input_shape(self) -> tuple[int, ...]:
+    return (len(self.schema.feature_names),)
+
+  def keras_model(self) -> tf.keras.Model:
+    """A fresh, seeded, uncompiled Keras model."""
+    config = dict(self.model_config)
+    return models.build_model(
+      config.pop('name'), self.input_shape, self.schema.num_classes, seed=self.seed, **config
+    )
+
+  def model_fn(self):
+    """A no-arg function returning a fresh `tff.learning.models.VariableModel`."""
+    num_classes = self.schema.num_classes
+    label_spec = (
+      tf.TensorSpec([None, 1], tf.float32) if num_classes == 2 else tf.TensorSpec([None], tf.int32)
+    )
+    spec = (tf.TensorSpec([None, *self.input_shape], tf.float32), label_spec)
+
+    def fn():
+      return tff.learning.models.from_keras_model(
+        self.keras_model(),
+        loss=metrics.loss_fn(num_classes),
+        input_spec=spec,
+        metrics=metrics.metric_builders(num_classes),
+      )
+
+    return fn
