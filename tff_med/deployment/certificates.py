@@ -143,5 +143,6 @@ def check_certificate(cert_path: str, ca_path: str, *, who: str) -> None:
     cert.verify_directly_issued_by(ca)
   except (ValueError, TypeError, InvalidSignature) as e:
     raise ConfigError(
-      f'{who}: certificate {cert_path} was not signed by the consortium CA {ca_path} ({e})'
+      f'{who}: certificate {cert_path} was not signed by the consortium CA {ca_path} '
+      f'({e or type(e).__name__})'
     ) from e

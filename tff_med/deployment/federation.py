@@ -65,9 +65,12 @@ def tls_preflight(address: str, tls: TlsFiles, timeout: float) -> str | None:
   try:
     with socket.create_connection((host, port), timeout=timeout) as raw:
       with context.wrap_socket(raw, server_hostname=host) as conn:
-        conn.settimeout(timeout)
-        conn.send(b'')  # TLS 1.3 reports a refused client certificate on first use.
-        conn.recv(0)
+        # TLS 1.3 servers reject a client certificate after the handshake: wait for an alert.
+        conn.settimeout(1.0)
+        try:
+          conn.recv(1)
+        except TimeoutError:
+          return None
   except ssl.SSLError as e:
     return f'TLS handshake failed: {e.reason or e}'
   except OSError as e:

@@ -48,6 +48,8 @@ class HospitalConfig:
 def check_port_free(port: int) -> None:
   """Raises ConfigError if `port` cannot be bound (in use, or privileged)."""
   with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    # As servers do, so a port whose last connections linger in TIME_WAIT counts as free.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
       s.bind(('', port))
     except OSError as e:

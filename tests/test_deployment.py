@@ -1,0 +1,173 @@
+"""Remote hospitals on loopback: data stays put, same answer as simulation, faults named."""
+
+import os
+import signal
+import socket
+import time
+
+import numpy as np
+import pytest
+
+from configs import heart_disease
+from tests.deployment_fixtures import HospitalProcess, split_heart_shards
+from tff_med import experiment, export, runtime
+from tff_med.data import heart_disease as heart_data
+from tff_med.deployment import addresses, hospital
+from tff_med.deployment.federation import DeploymentError
+from tff_med.errors import ConfigError
+
+HOSPITALS = ['cleveland', 'hungary', 'switzerland', 'va_long_beach']
+
+
+@pytest.fixture(scope='module')
+def heart_root(tmp_path_factory):
+  return heart_data.write_shards(str(tmp_path_factory.mktemp('heart') / 'heart'))
+
+
+@pytest.fixture(scope='module')
+def workers(heart_root, tmp_path_factory):
+  """Two hospital workers (two hospitals each) and one with a disagreeing shard."""
+  roots = split_heart_shards(
+    heart_root,
+    str(tmp_path_factory.mktemp('sites')),
+    {'a': ['cleveland', 'hungary'], 'b': ['switzerland', 'va_long_beach'], 'c': ['cleveland']},
+  )
+  odd = os.path.join(roots['c'], 'cleveland')
+  os.rename(odd, os.path.join(roots['c'], 'odd'))
+  for split in ('train', 'test'):
+    path = os.path.join(roots['c'], 'odd', f'{split}.csv')
+    lines = open(path).read().splitlines()
+    with open(path, 'w') as f:
+      f.write('\n'.join([lines[0] + ',extra'] + [line + ',1' for line in lines[1:]]) + '\n')
+  processes = {name: HospitalProcess(root) for name, root in roots.items()}
+  try:
+    for p in processes.values():
+      p.wait_ready()
+    yield processes
+  finally:
+    for p in processes.values():
+      p.stop()
+
+
+def remote_config(workers_spec: str, **deployment):
+  config = heart_disease.get_config('smoke')
+  config.data.root = '/nonexistent/coordinator/has/no/data'
+  config.deployment.workers = workers_spec
+  config.deployment.update(deployment)
+  return config
+
+
+def spec(mapping: dict) -> str:
+  return ','.join(f'{h}={a}' for h, a in mapping.items())
+
+
+def test_remote_run_equals_the_simulation_without_the_coordinator_reading_data(
+  workers, heart_root, tmp_path
+):
+  a, b = workers['a'].address, workers['b'].address
+  config = remote_config(spec(dict(zip(HOSPITALS, [a, a, b, b], strict=True))))
+  lines = []
+  remote = experiment.train(config, str(tmp_path / 'remote'), print_fn=lines.append)
+  assert not os.path.exists('/nonexistent')
+  simulated_config = heart_disease.get_config('smoke')
+  simulated_config.data.root = heart_root
+  simulated = experiment.train(simulated_config, str(tmp_path / 'sim'), print_fn=lambda _: None)
+  remote_model, _ = export.load_exported(str(tmp_path / 'remote'))
+  sim_model, _ = export.load_exported(str(tmp_path / 'sim'))
+  for r, s in zip(remote_model.get_weights(), sim_model.get_weights(), strict=True):
+    np.testing.assert_allclose(r, s, atol=1e-5)
+  for name in HOSPITALS + ['all']:
+    for metric in ('loss', 'accuracy'):
+      assert remote.loop.final_eval[name][metric] == pytest.approx(
+        simulated.loop.final_eval[name][metric], abs=1e-5
+      )
+  assert 'switzerland: AUC undefined' in lines[-1]  # Learned from the label histogram.
+
+
+def test_a_worker_without_the_hospitals_shard_is_named(workers, tmp_path):
+  config = remote_config(spec({'cleveland': workers['b'].address}))
+  with pytest.raises(DeploymentError, match='hospital cleveland: its worker at .* has no shard'):
+    experiment.train(config, str(tmp_path), print_fn=lambda _: None)
+
+
+def test_hospitals_whose_columns_disagree_are_refused(workers, tmp_path):
+  config = remote_config(spec({'cleveland': workers['a'].address, 'odd': workers['c'].address}))
+  with pytest.raises(ConfigError, match=r'hospital odd: odd/train.csv has columns .*extra'):
+    experiment.train(config, str(tmp_path), print_fn=lambda _: None)
+
+
+def test_a_worker_that_never_answers_fails_fast(tmp_path):
+  config = remote_config(f'cleveland=localhost:{runtime.free_port()}', ready_timeout=2.0)
+  began = time.monotonic()
+  with pytest.raises(DeploymentError, match='worker of cleveland at .* not ready within 2 s'):
+    experiment.train(config, str(tmp_path), print_fn=lambda _: None)
+  assert time.monotonic() - began < 20
+
+
+@pytest.mark.parametrize(
+  'bad, message',
+  [
+    ('cleveland', 'must be hospital=host:port'),
+    ('cleveland=localhost', 'must be host:port'),
+    ('cleveland=localhost:http', 'must be host:port'),
+    ('cleveland=localhost:70000', 'must be in 1..65535'),
+    ('cleveland=a:1,cleveland=b:2', "'cleveland' is named twice"),
+    ('=a:1', 'must be hospital=host:port'),
+  ],
+)
+def test_malformed_worker_lists_are_refused(bad, message):
+  with pytest.raises(ConfigError, match=message):
+    addresses.parse_workers(bad)
+
+
+def test_simulation_only_features_are_refused_for_remote_runs(tmp_path):
+  config = remote_config('cleveland=localhost:1')
+  config.privacy.level = 'patient'
+  config.privacy.noise_multiplier = 1.0
+  with pytest.raises(ConfigError, match="do not support privacy.level='patient'"):
+    experiment.train(config, str(tmp_path), print_fn=lambda _: None)
+
+
+def test_a_hospital_worker_on_a_port_in_use_is_refused(heart_root):
+  with socket.socket() as taken:
+    taken.bind(('', 0))
+    port = taken.getsockname()[1]
+    config = hospital.HospitalConfig(heart_root, port, label='heart_disease')
+    with pytest.raises(ConfigError, match=f'port {port} cannot be used'):
+      hospital.check(config)
+
+
+def test_a_killed_worker_stops_the_round_and_a_rerun_resumes(heart_root, tmp_path):
+  worker = HospitalProcess(heart_root)
+  worker.wait_ready()
+  config = remote_config(
+    spec({h: worker.address for h in HOSPITALS}), call_timeout=8.0, ready_timeout=60.0
+  )
+  config.training.rounds = 3
+  config.training.checkpoint_every = 1
+
+  def kill_after_round_1(line):
+    if line.startswith('round 1/3'):
+      worker.stop(signal.SIGKILL)  # A crash: the TFF worker dies with its parent.
+
+  began = time.monotonic()
+  with pytest.raises(DeploymentError, match='no answer within 8 s .* unreachable: cleveland'):
+    experiment.train(config, str(tmp_path / 'run'), print_fn=kill_after_round_1)
+  assert time.monotonic() - began < 60
+  assert os.path.isdir(tmp_path / 'run' / 'checkpoints' / 'program_state_1')
+  restarted = HospitalProcess(heart_root, port=worker.port)
+  try:
+    restarted.wait_ready()
+    lines = []
+    result = experiment.train(config, str(tmp_path / 'run'), print_fn=lines.append)
+  finally:
+    assert restarted.stop() == 0  # SIGTERM: the worker it started is stopped too.
+  assert result.loop.resumed_from == 1 and result.loop.rounds_completed == 3
+  simulated = heart_disease.get_config('smoke')
+  simulated.data.root = heart_root
+  simulated.training.rounds = 3
+  reference = experiment.train(simulated, str(tmp_path / 'sim'), print_fn=lambda _: None)
+  for name in HOSPITALS:
+    assert result.loop.final_eval[name]['loss'] == pytest.approx(
+      reference.loop.final_eval[name]['loss'], abs=1e-5
+    )
