@@ -8,8 +8,8 @@ ways in one process, on the same per-round batches:
 
 * tff_med: the learning process the main job builds (TFF, DATASET_ITERATOR loop);
 * TFF default: `build_weighted_fed_avg` with TFF's default DATASET_REDUCE loop;
-* tf.data + GradientTape: plain TF, a `tf.function` SGD step per batch from a
-  Python loop over each client's dataset, then the weighted mean;
+* tf.data + GradientTape: plain TF, one `tf.function` per client that loops
+  over its dataset (GradientTape SGD steps), then the weighted mean in Python;
 * fused: the whole round (all clients' steps and the mean) in one `tf.function`;
 * fused + XLA: the same, compiled with `jit_compile=True` (batches fed as
   tensors; stacking them in Python is counted in the round).
@@ -69,17 +69,18 @@ def _plain(task, datasets_fn, rounds, lr, fused):
       w.assign_sub(lr * g)
     return tf.cast(tf.shape(x)[0], tf.float32)
 
-  step_fn = sgd_step if fused else tf.function(sgd_step)
-
   def local(dataset):
     start = [tf.identity(w) for w in weights]
     n = tf.constant(0.0)
-    for x, y in dataset:  # A Python loop unless traced inside the fused round.
-      n += step_fn(x, y)
+    for x, y in dataset:  # Traced: a tf.data loop inside the graph.
+      n += sgd_step(x, y)
     delta = [w - s for w, s in zip(weights, start, strict=True)]
     for w, s in zip(weights, start, strict=True):
       w.assign(s)
     return delta, n
+
+  if not fused:
+    local = tf.function(local)  # One graph per client call, as TFF_NOTES's reference.
 
   def round_fn(datasets):
     traces.append(1)

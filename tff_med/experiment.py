@@ -65,6 +65,16 @@ def validate_training(config) -> None:
   algorithms.validate(config.algorithm)
 
 
+def loop_settings(training) -> dict:
+  """The `training` block's settings, as `run_rounds` keyword arguments."""
+  return {
+    'rounds': training.rounds,
+    'eval_every': training.eval_every,
+    'checkpoint_every': training.checkpoint_every,
+    'on_non_finite': training.on_non_finite,
+  }
+
+
 def hospitals_per_round(hospitals: list[str], clients_per_round: int, seed: int):
   """Returns round -> hospitals: all of them (cross-silo), or a seeded sample."""
   if clients_per_round in (0, len(hospitals)):
@@ -251,13 +261,10 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
       datasets_fn=datasets_fn,
       hospitals_fn=hospitals_fn,
       evaluate_fn=evaluator.evaluate,
-      rounds=t.rounds,
-      eval_every=t.eval_every,
-      checkpoint_every=t.checkpoint_every,
       state_manager=state_manager,
       release_manager=release_manager,
       stopping=stopping,
-      on_non_finite=t.on_non_finite,
+      **loop_settings(t),
       round_metrics_fn=_round_metrics_fn(config, task, hospitals_fn, privacy_plan),
     )
     keras_model = task.keras_model()

@@ -48,18 +48,21 @@ class Task:
 
   def model_fn(self):
     """A no-arg function returning a fresh `tff.learning.models.VariableModel`."""
-    spec = self.input_spec()
-    num_classes = self.data.num_classes
+    return variable_model_fn(self.keras_model, self.input_spec(), self.data.num_classes)
 
-    def fn():
-      return tff.learning.models.from_keras_model(
-        self.keras_model(),
-        loss=metrics.loss_fn(num_classes),
-        input_spec=spec,
-        metrics=metrics.metric_builders(num_classes),
-      )
 
-    return fn
+def variable_model_fn(keras_model_fn, input_spec, num_classes: int):
+  """A no-arg function wrapping a fresh `keras_model_fn()` for TFF, with our loss and metrics."""
+
+  def fn():
+    return tff.learning.models.from_keras_model(
+      keras_model_fn(),
+      loss=metrics.loss_fn(num_classes),
+      input_spec=input_spec,
+      metrics=metrics.metric_builders(num_classes),
+    )
+
+  return fn
 
 
 def create_task(

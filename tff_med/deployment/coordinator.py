@@ -188,20 +188,16 @@ def _run(config, workdir, plan, federation, print_fn):
   state_manager, release_manager = outputs.create_managers(
     workdir, config.training.rounds, print_fn=print_fn
   )
-  t = config.training
   loop = run_rounds(
     process,
     datasets_fn=datasets_fn,
     hospitals_fn=hospitals_fn,
     evaluate_fn=evaluator.evaluate,
-    rounds=t.rounds,
-    eval_every=t.eval_every,
-    checkpoint_every=t.checkpoint_every,
     state_manager=state_manager,
     release_manager=release_manager,
     stopping=stopping,
-    on_non_finite=t.on_non_finite,
     route=federation.route,
+    **experiment.loop_settings(config.training),
   )
   test_sizes = {h: schema.rows[h]['test'] for h in hospitals}
   test_sizes[evaluation.ALL] = sum(test_sizes.values())

@@ -13,9 +13,9 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_federated as tff
 
-from tff_med import metrics, models
+from tff_med import models
+from tff_med import task as task_lib
 from tff_med.deployment import remote_data
 from tff_med.deployment.federation import DeploymentError, RemoteFederation
 from tff_med.errors import ConfigError
@@ -128,13 +128,4 @@ class RemoteTask:
       tf.TensorSpec([None, 1], tf.float32) if num_classes == 2 else tf.TensorSpec([None], tf.int32)
     )
     spec = (tf.TensorSpec([None, *self.input_shape], tf.float32), label_spec)
-
-    def fn():
-      return tff.learning.models.from_keras_model(
-        self.keras_model(),
-        loss=metrics.loss_fn(num_classes),
-        input_spec=spec,
-        metrics=metrics.metric_builders(num_classes),
-      )
-
-    return fn
+    return task_lib.variable_model_fn(self.keras_model, spec, num_classes)

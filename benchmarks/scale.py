@@ -1,0 +1,87 @@
+r"""Round time and peak memory from 4 to 256 hospitals.
+
+  uv run python -m benchmarks.scale [--counts=4,16,64,256] [--rounds=6]
+
+Synthetic heart-shaped shards (13 standard-normal features, a logistic label),
+logistic regression, FedAvg, one local epoch of batch 16 per round, in two
+regimes: the same total rows split over more hospitals (4096 rows), and the same
+rows per hospital (64 each). For each it prints the median round time (rounds
+3..N, `round_seconds` from the run's metrics.csv, evaluation excluded), the
+time per hospital, and the peak RSS of Python and of the TFF worker.
+Target: time grows with total rows, not with the number of hospitals beyond a
+small fixed cost per hospital (which this prints).
+"""
+
+import csv
+import os
+import tempfile
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import tensorflow  # noqa: E402, F401  (before app.run; see experiments/train.py)
+from absl import app, flags  # noqa: E402
+
+from benchmarks import process_stats  # noqa: E402
+from configs import csv_shards  # noqa: E402
+from tff_med import experiment  # noqa: E402
+from tff_med.data.split import write_site_shards  # noqa: E402
+
+_COUNTS = flags.DEFINE_list('counts', ['4', '16', '64', '256'], 'Numbers of hospitals.')
+_ROUNDS = flags.DEFINE_integer('rounds', 6, 'Rounds per run (the first two are warm-up).')
+TOTAL_ROWS = 4096
+ROWS_PER_HOSPITAL = 64
+
+
+def _shards(root: str, hospitals: int, rows: int, seed: int = 0) -> str:
+  rng = np.random.RandomState(seed)
+  x = rng.normal(size=(rows, 13))
+  y = (x @ rng.normal(size=13) + rng.normal(size=rows) > 0).astype(int)
+  table = pd.DataFrame(x, columns=[f'f{i}' for i in range(13)])
+  table['label'] = y
+  table.insert(0, 'site', [f'h{i:03d}' for i in np.arange(rows) % hospitals])
+  write_site_shards(table, 'site', root, seed=seed)
+  return root
+
+
+def _run(hospitals: int, rows: int) -> tuple[float, float, float]:
+  with tempfile.TemporaryDirectory() as tmp:
+    config = csv_shards.get_config()
+    config.data.root = _shards(os.path.join(tmp, 'shards'), hospitals, rows)
+    config.data.label = 'label'
+    config.data.batch_size = 16
+    config.data.local_steps = 0
+    config.data.local_epochs = 1
+    config.training.rounds = _ROUNDS.value
+    config.training.eval_every = _ROUNDS.value
+    workdir = os.path.join(tmp, 'run')
+    experiment.train(config, workdir, print_fn=lambda _: None)
+    python_peak, worker_peak = process_stats.peak_rss_mib()
+    with open(os.path.join(workdir, 'metrics.csv')) as f:
+      seconds = [float(r['round_seconds']) for r in csv.DictReader(f) if r['round_seconds']]
+  return float(np.median(seconds[2:])), python_peak, worker_peak
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  tensorflow.get_logger().setLevel('ERROR')
+  print(
+    f'{"regime":28s} {"hospitals":>9s} {"rows":>6s} {"round s":>8s} {"ms/hospital":>12s} '
+    f'{"peak python MiB":>16s} {"peak worker MiB":>16s}'
+  )
+  for regime, rows_fn in (
+    (f'same total rows ({TOTAL_ROWS})', lambda n: TOTAL_ROWS),
+    (f'same rows per hospital ({ROWS_PER_HOSPITAL})', lambda n: n * ROWS_PER_HOSPITAL),
+  ):
+    for n in map(int, _COUNTS.value):
+      seconds, python_peak, worker_peak = _run(n, rows_fn(n))
+      print(
+        f'{regime:28s} {n:9d} {rows_fn(n):6d} {seconds:8.3f} {seconds / n * 1e3:12.2f} '
+        f'{python_peak:16.0f} {worker_peak:16.0f}'
+      )
+
+
+if __name__ == '__main__':
+  app.run(main)
