@@ -39,3 +39,9 @@ def peak_rss_mib() -> tuple[float, float]:
   """(this process's peak RSS, its TFF workers' total peak RSS) in MiB."""
   workers = sum(_status_kib(p, 'VmHWM') for p in worker_pids())
   return _status_kib(os.getpid(), 'VmHWM') / 1024, workers / 1024
+
+
+def reset_peak_rss() -> None:
+  """Resets this process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0)."""
+  with open('/proc/self/clear_refs', 'w') as f:
+    f.write('5')

@@ -56,8 +56,16 @@ def _run(hospitals: int, rows: int) -> tuple[float, float, float]:
     config.training.rounds = _ROUNDS.value
     config.training.eval_every = _ROUNDS.value
     workdir = os.path.join(tmp, 'run')
-    experiment.train(config, workdir, print_fn=lambda _: None)
-    python_peak, worker_peak = process_stats.peak_rss_mib()
+    process_stats.reset_peak_rss()
+    peaks = [(0.0, 0.0)]
+
+    def sample(line):  # The worker exists only during the run: sample its peak each round.
+      if line.startswith('round'):
+        peaks.append(process_stats.peak_rss_mib())
+
+    experiment.train(config, workdir, print_fn=sample)
+    python_peak = max(p for p, _ in peaks)
+    worker_peak = max(w for _, w in peaks)
     with open(os.path.join(workdir, 'metrics.csv')) as f:
       seconds = [float(r['round_seconds']) for r in csv.DictReader(f) if r['round_seconds']]
   return float(np.median(seconds[2:])), python_peak, worker_peak
