@@ -53,15 +53,14 @@ class PrivacyPlan:
   noise_multipliers: dict[str, float]
   sampling_rates: dict[str, float]
   steps_per_round: dict[str, int]
-  participation: Callable[[int], list[str]]
+  rounds_taken: dict[str, list[int]]  # group -> rounds taken part in by round r (index r).
   l2_norm_clip: float = 0.0
 
   def steps_after(self, group: str, round_num: int) -> int:
     """Mechanism runs of `group` in rounds 1..round_num."""
     if self.level == 'hospital':
       return round_num
-    taken = sum(group in self.participation(r) for r in range(1, round_num + 1))
-    return taken * self.steps_per_round[group]
+    return self.rounds_taken[group][round_num] * self.steps_per_round[group]
 
   def epsilons(self, round_num: int, accountant: str | None = None) -> dict[str, float]:
     """Epsilon each group has spent by the end of `round_num`."""
@@ -175,13 +174,18 @@ def plan(
     return None
   rounds = config.training.rounds
   if p.level == 'hospital':
-    return _hospital_plan(config, len(train_sizes), participation)
+    return _hospital_plan(config, len(train_sizes))
   rates = {h: min(1.0, d.batch_size / n) for h, n in train_sizes.items()}
+  taken = {h: [0] for h in train_sizes}
+  for r in range(1, rounds + 1):
+    present = set(participation(r))
+    for h, counts in taken.items():
+      counts.append(counts[-1] + (h in present))
   per_round = {
     h: d.local_steps or d.local_epochs * math.ceil(n / d.batch_size) for h, n in train_sizes.items()
   }
   result = PrivacyPlan(
-    'patient', p.delta, p.accountant, {}, rates, per_round, participation, p.l2_norm_clip
+    'patient', p.delta, p.accountant, {}, rates, per_round, taken, p.l2_norm_clip
   )
   result.noise_multipliers = {
     h: _noise(p, rates[h], result.steps_after(h, rounds), f'hospital {h}: ') for h in train_sizes
@@ -195,7 +199,7 @@ def plan(
   return result
 
 
-def _hospital_plan(config, num_hospitals: int, participation) -> PrivacyPlan:
+def _hospital_plan(config, num_hospitals: int) -> PrivacyPlan:
   p = config.privacy
   per_round = config.algorithm.clients_per_round or num_hospitals
   rate = per_round / num_hospitals
@@ -213,7 +217,7 @@ def _hospital_plan(config, num_hospitals: int, participation) -> PrivacyPlan:
     {HOSPITAL_KEY: sigma},
     {HOSPITAL_KEY: rate},
     {},
-    participation,
+    {},
   )
   eps = result.epsilons(config.training.rounds)[HOSPITAL_KEY]
   logging.warning(

@@ -52,6 +52,37 @@ def moments_from_sums(total, total_sq, count) -> tuple[np.ndarray, np.ndarray]:
   return mean, np.where(std > 1e-12, std, 1.0)
 
 
+def standardizer_from_moments(
+  mode: str, hospitals: list[str], dim: int, hospital_moments=None, federated_moments=None
+) -> Standardizer:
+  """The statistics named by `mode`, from whichever sums that mode needs.
+
+  Args:
+    mode: One of `SCALING_MODES`.
+    hospitals: The hospitals, in order.
+    dim: Number of features.
+    hospital_moments: For 'per_hospital': hospital -> (sum, sum of squares, count)
+      of its training features.
+    federated_moments: For 'federated': no-arg callable returning those sums
+      added up over all hospitals (by a TFF computation).
+
+  Raises:
+    ConfigError: `mode` is unknown.
+  """
+  if mode == 'none':
+    zero, one = np.zeros(dim), np.ones(dim)
+    return Standardizer(mode, {h: zero for h in hospitals}, {h: one for h in hospitals})
+  if mode == 'per_hospital':
+    stats = {h: moments_from_sums(*hospital_moments(h)) for h in hospitals}
+    return Standardizer(
+      mode, {h: m for h, (m, _) in stats.items()}, {h: sd for h, (_, sd) in stats.items()}
+    )
+  if mode == 'federated':
+    mean, std = moments_from_sums(*federated_moments())
+    return Standardizer(mode, {h: mean for h in hospitals}, {h: std for h in hospitals})
+  raise unknown_name_error('scaling mode', mode, SCALING_MODES)
+
+
 def fit_standardizer(data: FederatedShards, mode: str, federated_moments=None) -> Standardizer:
   """Computes the statistics named by `mode` from the training shards.
 
@@ -66,26 +97,18 @@ def fit_standardizer(data: FederatedShards, mode: str, federated_moments=None) -
   Raises:
     ConfigError: `mode` is unknown.
   """
-  dim = len(data.feature_names)
-  if mode == 'none':
-    zero, one = np.zeros(dim), np.ones(dim)
-    return Standardizer(mode, {h: zero for h in data.hospitals}, {h: one for h in data.hospitals})
-  if mode == 'per_hospital':
-    stats = {
-      s.hospital: moments_from_sums(
-        s.x_train.sum(0, dtype=np.float64),
-        np.square(s.x_train, dtype=np.float64).sum(0),
-        len(s.x_train),
-      )
-      for s in data.shards
-    }
-    return Standardizer(
-      mode, {h: m for h, (m, _) in stats.items()}, {h: sd for h, (_, sd) in stats.items()}
-    )
-  if mode == 'federated':
-    mean, std = moments_from_sums(*federated_moments([s.x_train for s in data.shards]))
-    return Standardizer(mode, {h: mean for h in data.hospitals}, {h: std for h in data.hospitals})
-  raise unknown_name_error('scaling mode', mode, SCALING_MODES)
+  arrays = {s.hospital: s.x_train for s in data.shards}
+  return standardizer_from_moments(
+    mode,
+    data.hospitals,
+    len(data.feature_names),
+    hospital_moments=lambda h: (
+      arrays[h].sum(0, dtype=np.float64),
+      np.square(arrays[h], dtype=np.float64).sum(0),
+      len(arrays[h]),
+    ),
+    federated_moments=lambda: federated_moments(list(arrays.values())),
+  )
 
 
 def standardize(data: FederatedShards, standardizer: Standardizer) -> FederatedShards:

@@ -55,29 +55,24 @@ def validate_deployment(config) -> dict[str, str]:
 
 
 def _standardizer(federation, schema, shard_format, mode: str) -> scaling.Standardizer:
-  dim = len(schema.feature_names)
+  """The run's standardization, from sums each hospital's worker computes on its shard."""
   hospitals = schema.hospitals
-  if mode == 'none':
-    zero, one = np.zeros(dim), np.ones(dim)
-    return scaling.Standardizer(mode, {h: zero for h in hospitals}, {h: one for h in hospitals})
   moments = tff.simulation.compose_dataset_computation_with_computation(
-    shard_format.features_computation(), federated_stats.dataset_moments_computation(dim)
+    shard_format.features_computation(),
+    federated_stats.dataset_moments_computation(len(schema.feature_names)),
   )
-  if mode == 'federated':
-    with federation.route(hospitals):
-      mean, std = scaling.moments_from_sums(
-        *moments([remote_data.client_input(h, 'train') for h in hospitals])
-      )
-    return scaling.Standardizer(mode, {h: mean for h in hospitals}, {h: std for h in hospitals})
-  if mode == 'per_hospital':
-    stats = {}
-    for h in hospitals:
-      with federation.route([h]):
-        stats[h] = scaling.moments_from_sums(*moments([remote_data.client_input(h, 'train')]))
-    return scaling.Standardizer(
-      mode, {h: m for h, (m, _) in stats.items()}, {h: s for h, (_, s) in stats.items()}
-    )
-  raise ConfigError(f'unknown scaling mode {mode!r}')
+
+  def summed(over):
+    with federation.route(over):
+      return moments([remote_data.client_input(h, 'train') for h in over])
+
+  return scaling.standardizer_from_moments(
+    mode,
+    hospitals,
+    len(schema.feature_names),
+    hospital_moments=lambda h: summed([h]),
+    federated_moments=lambda: summed(hospitals),
+  )
 
 
 def _federation(config, workers) -> RemoteFederation:
