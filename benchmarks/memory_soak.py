@@ -3,7 +3,7 @@ r"""Does memory stay flat over a long run? RSS after round 50 vs after round 100
   uv run python -m benchmarks.memory_soak [--rounds=1000]
 
 Runs the heart config (`configs/heart_disease.py`, evaluation every 50 rounds,
-checkpoint every 100) through `experiment.train` and samples the resident
+checkpoint every 100 unless the flags say otherwise) through `experiment.train` and samples the resident
 memory of the Python process and of its TFF worker (TFF users report growth of
 1 GB to 50 GB over 500 rounds, TFF issue #4590), and the round time, at rounds
 50 and `rounds`. Target: RSS at the end within 10% of RSS at round 50.
@@ -24,6 +24,8 @@ from configs import heart_disease  # noqa: E402
 from tff_med import experiment  # noqa: E402
 
 _ROUNDS = flags.DEFINE_integer('rounds', 1000, 'Rounds to run.')
+_EVAL_EVERY = flags.DEFINE_integer('eval_every', 50, 'Evaluate every this many rounds.')
+_CHECKPOINT_EVERY = flags.DEFINE_integer('checkpoint_every', 100, 'Checkpoint every this many.')
 SAMPLES = (50, 100, 250, 500, 750)
 
 
@@ -33,8 +35,8 @@ def main(argv):
   tensorflow.get_logger().setLevel('ERROR')
   config = heart_disease.get_config()
   config.training.rounds = _ROUNDS.value
-  config.training.eval_every = 50
-  config.training.checkpoint_every = 100
+  config.training.eval_every = _EVAL_EVERY.value
+  config.training.checkpoint_every = _CHECKPOINT_EVERY.value
   samples = {}
   round_re = re.compile(r'^round (\d+)/\d+ +([\d.]+)s')
   began = time.perf_counter()
