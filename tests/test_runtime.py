@@ -23,10 +23,26 @@ def test_local_runtime_stops_its_worker():
   assert pid not in worker_pids()
 
 
-def test_worker_dies_when_its_python_process_is_killed():
+def test_stop_worker_stops_it_by_sigint_even_if_this_process_ignores_sigint():
+  previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+  try:
+    process = runtime.start_worker(runtime.free_port())
+  finally:
+    signal.signal(signal.SIGINT, previous)
+  time.sleep(1)
+  began = time.monotonic()
+  runtime.stop_worker(process, timeout=10)
+  assert process.returncode == -signal.SIGINT  # Not the SIGKILL fallback after 10 s.
+  assert time.monotonic() - began < 5
+
+
+@pytest.mark.parametrize('sigint', ['default', 'ignored'])
+def test_worker_dies_when_its_python_process_is_killed(sigint):
+  # A shell ignores SIGINT in what it starts in the background (`cmd &`, nohup),
+  # and the worker would inherit that: it must die with its parent all the same.
+  ignore = 'signal.signal(signal.SIGINT, signal.SIG_IGN)\n' if sigint == 'ignored' else ''
   code = (
-    'import os, signal\n'
-    'from tff_med import runtime\n'
+    'import os, signal\n' + ignore + 'from tff_med import runtime\n'
     'worker = runtime.OwnedWorker()\n'
     'worker.stub()\n'
     'print(worker.process.pid, flush=True)\n'

@@ -8,8 +8,9 @@ from TFF's public pieces (`RemoteExecutorGrpcStub`, `RemoteExecutor`,
 `ResourceManagingExecutorFactory`, `SyncExecutionContext`):
 
 * the worker's output goes to a log file, never to our stdout/stderr;
-* the kernel sends it SIGINT if this process dies, even by SIGKILL
-  (PR_SET_PDEATHSIG; the worker ignores SIGTERM but stops on SIGINT);
+* the kernel kills it if this process dies, even by SIGKILL (PR_SET_PDEATHSIG);
+* it stops on SIGINT (it ignores SIGTERM), even if this process inherited an
+  ignored SIGINT from a shell that started it in the background;
 * leaving the `with` block (or interpreter exit) stops it and waits for it;
 * importing this module replaces TFF's leaky default context with an owned one;
 * a worker that does not become ready within `ready_timeout` raises instead of
@@ -48,8 +49,14 @@ class WorkerError(RuntimeError):
 
 
 def _die_with_parent() -> None:
+  # Runs in the child before exec. A parent started in the background by a shell
+  # (`cmd &`, nohup, some CI runners) ignores SIGINT, and ignored signals survive
+  # exec: the worker, which stops on SIGINT by its default action, would then
+  # ignore `stop_worker`. And if the parent dies the worker gets SIGKILL, which
+  # nothing can ignore.
+  signal.signal(signal.SIGINT, signal.SIG_DFL)
   libc = ctypes.CDLL(None, use_errno=True)
-  libc.prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+  libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def free_port() -> int:
