@@ -11,6 +11,8 @@ The learning process and evaluation are TFF's own, composed with the loaders by
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import tensorflow_federated as tff
 from absl import logging
@@ -107,6 +109,7 @@ def train_remote(config, workdir: str, *, print_fn=print) -> experiment.RunResul
       weights.assign_weights_to(keras_model)
     finally:
       federation.close()
+  no_privacy = {'level': 'none'}  # validate_deployment refuses DP for remote runs.
   table = experiment.finish_run(
     workdir,
     loop,
@@ -115,32 +118,24 @@ def train_remote(config, workdir: str, *, print_fn=print) -> experiment.RunResul
     task.standardizer,
     test_sizes,
     notes,
-    {'level': 'none'},
+    no_privacy,
     print_fn=print_fn,
   )
-  return experiment.RunResult(loop, task, workdir, table, {'level': 'none'})
+  return experiment.RunResult(loop, task, workdir, table, no_privacy)
 
 
 def _run(config, workdir, plan, federation, print_fn):
   schema = fetch_schema(federation, config.data)
   hospitals = schema.hospitals
   groups = {h: i for i, h in enumerate(hospitals)}
-  raw = remote_data.ShardFormat(
-    schema.columns,
-    schema.feature_names,
-    schema.label,
-    schema.num_classes,
-    np.zeros((1, len(schema.feature_names))),
-    np.ones((1, len(schema.feature_names))),
+  raw = remote_data.ShardFormat.unscaled(
+    schema.columns, schema.feature_names, schema.label, schema.num_classes
   )
   standardizer = _standardizer(federation, schema, raw, config.data.scaling)
-  shard_format = remote_data.ShardFormat(
-    raw.columns,
-    raw.features,
-    raw.label,
-    raw.num_classes,
-    np.stack([standardizer.mean[h] for h in hospitals]),
-    np.stack([standardizer.std[h] for h in hospitals]),
+  shard_format = dataclasses.replace(
+    raw,
+    mean=np.stack([standardizer.mean[h] for h in hospitals]),
+    std=np.stack([standardizer.std[h] for h in hospitals]),
   )
   task = RemoteTask(schema, standardizer, config.model.to_dict(), config.seed)
   hospitals_fn = experiment.hospitals_per_round(

@@ -64,6 +64,14 @@ class ShardFormat:
   mean: np.ndarray  # [standardization groups, features], float64
   std: np.ndarray
 
+  @classmethod
+  def unscaled(cls, columns, features, label: str, num_classes: int) -> ShardFormat:
+    """A format that leaves features as they are (one group, mean 0, std 1)."""
+    dim = len(features)
+    return cls(
+      tuple(columns), tuple(features), label, num_classes, np.zeros((1, dim)), np.ones((1, dim))
+    )
+
   def _example_fn(self, index):
     feature_idx = [self.columns.index(f) for f in self.features]
     label_idx = self.columns.index(self.label)
@@ -114,9 +122,7 @@ class ShardFormat:
 
   def features_computation(self):
     """tf.string -> the shard's raw (unstandardized) feature rows, for federated moments."""
-    raw = dataclasses.replace(
-      self, mean=np.zeros_like(self.mean[:1]), std=np.ones_like(self.std[:1])
-    )
+    raw = ShardFormat.unscaled(self.columns, self.features, self.label, self.num_classes)
 
     @tff.tensorflow.computation(np.str_)
     def load_features(spec):
