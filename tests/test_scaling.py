@@ -6,7 +6,7 @@ import pytest
 from tests.shard_fixtures import write_shards
 from tff_med import runtime
 from tff_med.data import scaling
-from tff_med.data.shards import load_csv_shards
+from tff_med.data.shards import FederatedShards, HospitalShard, load_csv_shards
 from tff_med.federated_stats import federated_moments
 
 
@@ -48,3 +48,16 @@ def test_constant_feature_gets_unit_scale():
 def test_unknown_scaling_mode_lists_valid_modes(data):
   with pytest.raises(ValueError, match='federated, none, per_hospital'):
     scaling.fit_standardizer(data, 'minmax')
+
+
+@pytest.mark.parametrize('mode', ['none', 'per_hospital'])
+def test_image_shards_keep_their_shape(mode):
+  # 'none' once built its statistics per feature name and broadcast them
+  # against (rows, 4, 4, 1) images into (rows, 4, 4, 16).
+  x = np.arange(2 * 16, dtype=np.float32).reshape(2, 4, 4, 1)
+  y = np.array([0, 1], np.int32)
+  shard = HospitalShard('alpha', x, y, x[:1], y[:1], files=['alpha.npz'])
+  data = FederatedShards([shard], [f'pixel_{i}' for i in range(16)], 'label', 2)
+  scaled = scaling.standardize(data, scaling.fit_standardizer(data, mode))
+  assert scaled.shards[0].x_train.shape == x.shape
+  assert scaled.shards[0].x_test.shape == (1, 4, 4, 1)

@@ -53,14 +53,14 @@ def moments_from_sums(total, total_sq, count) -> tuple[np.ndarray, np.ndarray]:
 
 
 def standardizer_from_moments(
-  mode: str, hospitals: list[str], dim: int, hospital_moments=None, federated_moments=None
+  mode: str, hospitals: list[str], dim, hospital_moments=None, federated_moments=None
 ) -> Standardizer:
   """The statistics named by `mode`, from whichever sums that mode needs.
 
   Args:
     mode: One of `SCALING_MODES`.
     hospitals: The hospitals, in order.
-    dim: Number of features.
+    dim: Number of features, or the shape of one example (images).
     hospital_moments: For 'per_hospital': hospital -> (sum, sum of squares, count)
       of its training features.
     federated_moments: For 'federated': no-arg callable returning those sums
@@ -101,7 +101,7 @@ def fit_standardizer(data: FederatedShards, mode: str, federated_moments=None) -
   return standardizer_from_moments(
     mode,
     data.hospitals,
-    len(data.feature_names),
+    data.shards[0].x_train.shape[1:],
     hospital_moments=lambda h: (
       arrays[h].sum(0, dtype=np.float64),
       np.square(arrays[h], dtype=np.float64).sum(0),
