@@ -14,6 +14,8 @@ test shard has one class, so its AUC is undefined); `benchmarks/heart_accuracy.p
 measures it over 5 seeds. FLamby reports 0.685 for FedAvg, 0.735 pooled.
 """
 
+import os
+
 import ml_collections
 
 
@@ -104,7 +106,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.deployment.call_timeout = 300.0  # Seconds a round may take before giving up.
 
   config.runtime = ml_collections.ConfigDict()
-  config.runtime.max_concurrent_computation_calls = -1  # TFF worker; <= 0: 4 x cores.
+  # Concurrent calls in the TFF worker: one per core, as `runtime.DEFAULT_CONCURRENCY`
+  # (measured best, benchmarks/concurrency.py); <= 0: TFF's default, 4 x cores.
+  config.runtime.max_concurrent_computation_calls = os.cpu_count() or 1
 
   if variant == 'smoke':
     config.training.rounds = 2

@@ -42,6 +42,10 @@ _GRPC_OPTIONS = [
   ('grpc.max_send_message_length', 2_000_000_000),
 ]
 WORKER_BINARY = os.path.join(os.path.dirname(tff.__file__), 'data', 'worker_binary')
+# Concurrent computation calls per worker: one per core. TFF's default (-1,
+# read by the worker as 4 x cores) was 15% slower per round on both benchmark
+# jobs on 2 cores (`benchmarks/concurrency.py`, README there).
+DEFAULT_CONCURRENCY = os.cpu_count() or 1
 
 
 class WorkerError(RuntimeError):
@@ -69,7 +73,7 @@ def free_port() -> int:
 def start_worker(
   port: int,
   *,
-  max_concurrent_computation_calls: int = -1,
+  max_concurrent_computation_calls: int = DEFAULT_CONCURRENCY,
   log_path: str | None = None,
   cwd: str | None = None,
 ) -> subprocess.Popen:
@@ -78,7 +82,8 @@ def start_worker(
   Args:
     port: TCP port to serve on.
     max_concurrent_computation_calls: Passed to the worker; must be an int
-      (a float makes the worker exit and TFF wait forever).
+      (a float makes the worker exit and TFF wait forever); <= 0 is TFF's
+      default, 4 x cores.
     log_path: Where the worker's output goes (a temp file by default).
     cwd: The worker's working directory (a hospital's data root: relative shard
       names in computations resolve there).
@@ -182,7 +187,12 @@ def execution_context(
 class OwnedWorker:
   """A worker started on first use and stopped by `stop()` or at interpreter exit."""
 
-  def __init__(self, *, max_concurrent_computation_calls: int = -1, ready_timeout: float = 60.0):
+  def __init__(
+    self,
+    *,
+    max_concurrent_computation_calls: int = DEFAULT_CONCURRENCY,
+    ready_timeout: float = 60.0,
+  ):
     self._max_calls = max_concurrent_computation_calls
     self._ready_timeout = ready_timeout
     self.process: subprocess.Popen | None = None
@@ -226,7 +236,7 @@ def install_owned_default_context() -> None:
 @contextlib.contextmanager
 def local_runtime(
   *,
-  max_concurrent_computation_calls: int = -1,
+  max_concurrent_computation_calls: int = DEFAULT_CONCURRENCY,
   ready_timeout: float = 60.0,
   emulate_secure_sum: bool = False,
 ):

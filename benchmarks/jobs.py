@@ -1,0 +1,49 @@
+"""The two jobs the speed benchmarks run: heart (overhead-bound) and cnn (compute-bound).
+
+Each returns `(task, config)`: a `tff_med.task.Task` and the experiment config
+whose `algorithm` and `data` blocks say how it trains.
+"""
+
+import numpy as np
+
+from configs import heart_disease
+from tff_med import task as task_lib
+from tff_med.data import shards
+
+
+def heart():
+  """The main job: the 4 heart-disease hospitals, logistic regression, 100 steps of 4."""
+  config = heart_disease.get_config()
+  return task_lib.load_task(config), config
+
+
+def cnn():
+  """Synthetic 28x28 'images' at 4 hospitals of 512 rows; small_cnn, 16 steps of batch 32."""
+  rng = np.random.RandomState(0)
+  direction = rng.normal(size=(28, 28, 1)).astype(np.float32)
+
+  def split(rows):
+    x = rng.normal(size=(rows, 28, 28, 1)).astype(np.float32)
+    y = (np.tensordot(x, direction, axes=3) > 0).astype(np.int32)
+    return x, y
+
+  hospital_shards = []
+  for i in range(4):
+    (x_train, y_train), (x_test, y_test) = split(512), split(64)
+    hospital_shards.append(
+      shards.HospitalShard(f'site_{i}', x_train, y_train, x_test, y_test, files=['synthetic'])
+    )
+  raw = shards.FederatedShards(
+    hospital_shards, [f'pixel_{i}' for i in range(28 * 28)], 'label', num_classes=2
+  )
+  config = heart_disease.get_config()
+  config.model.name = 'small_cnn'
+  config.data.batch_size = 32
+  config.data.local_steps = 16
+  task = task_lib.create_task(
+    raw, model_config=config.model.to_dict(), scaling_mode='none', seed=config.seed
+  )
+  return task, config
+
+
+JOBS = {'heart': heart, 'cnn': cnn}
