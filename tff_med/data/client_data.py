@@ -62,6 +62,15 @@ def shuffle_seed(seed: int, round_num: int, client_index: int) -> int:
   return (seed * 1_000_003 + round_num * 10_007 + client_index) % (2**31 - 1)
 
 
+def _lean_options() -> tf.data.Options:
+  # tf.data's default rewrites (an injected prefetch thread, op fusions) cost
+  # about 30% of iterating a hospital's small pipeline and leave its batches
+  # unchanged (benchmarks/README.md, "tf.data options").
+  options = tf.data.Options()
+  options.experimental_optimization.apply_default_optimizations = False
+  return options
+
+
 def training_dataset(dataset: tf.data.Dataset, size, plan: LocalTraining, seed) -> tf.data.Dataset:
   """Shuffles and batches one hospital's training data for one round.
 
@@ -71,8 +80,10 @@ def training_dataset(dataset: tf.data.Dataset, size, plan: LocalTraining, seed) 
   buffer = tf.maximum(tf.cast(size, tf.int64), 1)
   shuffled = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
   if plan.local_steps:
-    return shuffled.repeat().batch(plan.batch_size).take(plan.local_steps)
-  return shuffled.batch(plan.batch_size).repeat(plan.local_epochs)
+    batched = shuffled.repeat().batch(plan.batch_size).take(plan.local_steps)
+  else:
+    batched = shuffled.batch(plan.batch_size).repeat(plan.local_epochs)
+  return batched.with_options(_lean_options())
 
 
 def round_datasets(

@@ -1,0 +1,115 @@
+r"""Where a tff_med round's time goes, measured piece by piece in one run.
+
+  uv run python -m benchmarks.round_breakdown [--job=heart|cnn] [--rounds=20]
+
+Each piece is a separate call, timed as the median over rounds 6..N (each
+round builds fresh datasets, as training does):
+
+* build datasets: tff_med builds each hospital's shuffled, batched `tf.data`
+  pipeline in Python (the plain-TF reference pays this too);
+* serialize datasets: TFF turns each pipeline into a GraphDef for the worker;
+* empty round: TFF broadcasts a scalar to the hospitals and averages it back
+  (gRPC, executor and placement cost, no data);
+* iterate on the worker: a TFF computation that only walks every hospital's
+  batches (includes the two dataset pieces and the empty round's plumbing);
+* iterate in-process: the same walk in a `tf.function` in this process;
+* full round: tff_med's `process.next`.
+"""
+
+import os
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_federated as tff  # noqa: E402
+from absl import app, flags  # noqa: E402
+from tensorflow_federated.python.core.impl.executors import value_serialization  # noqa: E402
+
+from benchmarks import jobs  # noqa: E402
+from tff_med import algorithms, runtime  # noqa: E402
+from tff_med.data import client_data  # noqa: E402
+
+_JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
+_ROUNDS = flags.DEFINE_integer('rounds', 20, 'Rounds per piece (the first 5 are warm-up).')
+WARMUP = 5
+
+
+def _walk(dataset):
+  total = tf.constant(0.0)
+  for x, _ in iter(dataset):
+    total += tf.reduce_sum(x)
+  return total
+
+
+def _computations(sequence_type):
+  @tff.tensorflow.computation(sequence_type)
+  def walk(dataset):
+    return tf.function(_walk)(dataset)
+
+  @tff.tensorflow.computation(np.float32)
+  def identity(x):
+    return tf.identity(x)
+
+  @tff.federated_computation(tff.FederatedType(np.float32, tff.SERVER))
+  def empty_round(x):
+    return tff.federated_mean(tff.federated_map(identity, tff.federated_broadcast(x)))
+
+  @tff.federated_computation(tff.FederatedType(sequence_type, tff.CLIENTS))
+  def walk_all(datasets):
+    return tff.federated_sum(tff.federated_map(walk, datasets))
+
+  return empty_round, walk_all
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  tf.get_logger().setLevel('ERROR')
+  rounds = _ROUNDS.value
+  with runtime.local_runtime():
+    task, config = jobs.JOBS[_JOB.value]()
+    train = client_data.client_data(task.data, 'train')
+    sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
+    plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
+
+    def datasets_fn(r):
+      return client_data.round_datasets(
+        train, sizes, task.data.hospitals, plan, seed=0, round_num=r
+      )
+
+    sequence_type = tff.SequenceType(tff.types.tensorflow_to_type(datasets_fn(0)[0].element_spec))
+    empty_round, walk_all = _computations(sequence_type)
+    walk_here = tf.function(_walk)
+    process = algorithms.build_learning_process(task.model_fn(), config.algorithm, 4)
+    state = [process.initialize()]
+
+    def full_round(r):
+      state[0] = process.next(state[0], datasets_fn(r)).state
+
+    pieces = {
+      'build datasets (tff_med, Python)': datasets_fn,
+      'serialize datasets (TFF, Python)': lambda r: [
+        value_serialization.serialize_value(d, sequence_type) for d in datasets_fn(r)
+      ],
+      'empty round (TFF runtime)': lambda r: empty_round(1.0),
+      'iterate on the worker (TFF)': lambda r: walk_all(datasets_fn(r)),
+      'iterate in-process (plain TF)': lambda r: [walk_here(d) for d in datasets_fn(r)],
+      'full round (tff_med)': full_round,
+    }
+    medians = {}
+    for name, fn in pieces.items():
+      times = []
+      for r in range(1, rounds + 1):
+        began = time.perf_counter()
+        fn(r)
+        times.append(time.perf_counter() - began)
+      medians[name] = float(np.median(times[WARMUP:]))
+  print(f'{_JOB.value} job, {len(task.data.hospitals)} hospitals, median of rounds 6..{rounds}:')
+  for name, seconds in medians.items():
+    print(f'{name:36s} {seconds * 1e3:8.1f} ms')
+
+
+if __name__ == '__main__':
+  app.run(main)
