@@ -1,10 +1,11 @@
 r"""Steady-round time of the pipeline vs plain-TensorFlow references doing the same arithmetic.
 
-  uv run python -m benchmarks.round_overhead [--rounds=30]
+  uv run python -m benchmarks.round_overhead [--job=heart|cnn] [--rounds=30]
 
-The heart job (4 hospitals of 199/172/30/85 rows, logistic regression, 100 SGD
-steps of batch 4 per hospital per round, FedAvg weighted by examples) run five
-ways in one process, on the same per-round batches:
+A job (`benchmarks/jobs.py`: heart, 4 hospitals of 199/172/30/85 rows, logistic
+regression, 100 SGD steps of batch 4 per hospital per round; or cnn, small_cnn
+on 4 synthetic shards of 512 28x28 images, 16 steps of batch 32), FedAvg
+weighted by examples, run five ways in one process on the same batches:
 
 * tff_med: the learning process the main job builds (TFF, DATASET_ITERATOR loop);
 * TFF default: `build_weighted_fed_avg` with TFF's default DATASET_REDUCE loop;
@@ -14,8 +15,10 @@ ways in one process, on the same per-round batches:
 * fused + XLA: the same, the training and mean compiled with `jit_compile=True`
   (each client's batches read into one tensor first, in the same graph).
 
-Prints the median steady round of each, its ratio to the tf.data + GradientTape
-reference, and the largest weight difference from tff_med after the same rounds.
+Rounds are interleaved (round r of every implementation, then round r + 1), so
+machine noise hits all alike. Prints the median steady round of each, its ratio
+to the tf.data + GradientTape reference, and the largest weight difference from
+tff_med after the same rounds.
 """
 
 import os
@@ -37,26 +40,19 @@ _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'heart (overhead-bound
 WARMUP = 5
 
 
-def _median_round(step_fn, rounds):
-  times = []
-  for r in range(1, rounds + 1):
-    began = time.perf_counter()
-    step_fn(r)
-    times.append(time.perf_counter() - began)
-  return float(np.median(times[WARMUP:]))
+# Each implementation is a pair (step(round_num), final_weights()).
 
 
-def _tff(process, datasets_fn, rounds):
+def _tff(process, datasets_fn):
   state = [process.initialize()]
 
   def step(r):
     state[0] = process.next(state[0], datasets_fn(r)).state
 
-  seconds = _median_round(step, rounds)
-  return seconds, [w for w in process.get_model_weights(state[0]).trainable]
+  return step, lambda: list(process.get_model_weights(state[0]).trainable)
 
 
-def _plain(task, datasets_fn, rounds, lr, fused):
+def _plain(task, datasets_fn, lr, fused):
   model = task.keras_model()
   loss_fn = metrics.loss_fn(2)
   weights = model.trainable_variables
@@ -94,13 +90,16 @@ def _plain(task, datasets_fn, rounds, lr, fused):
 
   if fused:
     round_fn = tf.function(round_fn)
-  seconds = _median_round(lambda r: round_fn(datasets_fn(r)), rounds)
-  if fused and len(traces) > 2:
-    print(f'note: the fused round was traced {len(traces)} times')
-  return seconds, [w.numpy() for w in weights]
+
+  def final_weights():
+    if fused and len(traces) > 2:
+      print(f'note: the fused round was traced {len(traces)} times')
+    return [w.numpy() for w in weights]
+
+  return lambda r: round_fn(datasets_fn(r)), final_weights
 
 
-def _plain_xla(task, datasets_fn, rounds, lr, steps):
+def _plain_xla(task, datasets_fn, lr, steps):
   model = task.keras_model()
   loss_fn = metrics.loss_fn(2)
   weights = model.trainable_variables
@@ -130,8 +129,7 @@ def _plain_xla(task, datasets_fn, rounds, lr, steps):
     batches = [d.batch(steps).get_single_element() for d in datasets]
     train_and_average([x for x, _ in batches], [y for _, y in batches])
 
-  seconds = _median_round(lambda r: round_fn(datasets_fn(r)), rounds)
-  return seconds, [w.numpy() for w in weights]
+  return lambda r: round_fn(datasets_fn(r)), lambda: [w.numpy() for w in weights]
 
 
 def main(argv):
@@ -151,9 +149,9 @@ def main(argv):
       )
 
     lr = config.algorithm.client_learning_rate
-    results = {
+    implementations = {
       'tff_med (TFF, DATASET_ITERATOR)': _tff(
-        algorithms.build_learning_process(task.model_fn(), config.algorithm, 4), datasets_fn, rounds
+        algorithms.build_learning_process(task.model_fn(), config.algorithm, 4), datasets_fn
       ),
       'TFF default (DATASET_REDUCE)': _tff(
         tff.learning.algorithms.build_weighted_fed_avg(
@@ -162,11 +160,20 @@ def main(argv):
           tff.learning.optimizers.build_sgdm(1.0),
         ),
         datasets_fn,
-        rounds,
       ),
-      'tf.data + GradientTape': _plain(task, datasets_fn, rounds, lr, fused=False),
-      'fused tf.function': _plain(task, datasets_fn, rounds, lr, fused=True),
-      'fused tf.function + XLA': _plain_xla(task, datasets_fn, rounds, lr, plan.local_steps),
+      'tf.data + GradientTape': _plain(task, datasets_fn, lr, fused=False),
+      'fused tf.function': _plain(task, datasets_fn, lr, fused=True),
+      'fused tf.function + XLA': _plain_xla(task, datasets_fn, lr, plan.local_steps),
+    }
+    times = {name: [] for name in implementations}
+    for r in range(1, rounds + 1):  # Interleaved: machine noise hits every implementation alike.
+      for name, (step, _) in implementations.items():
+        began = time.perf_counter()
+        step(r)
+        times[name].append(time.perf_counter() - began)
+    results = {
+      name: (float(np.median(times[name][WARMUP:])), final_weights())
+      for name, (_, final_weights) in implementations.items()
     }
   reference = results['tf.data + GradientTape'][0]
   ours = results['tff_med (TFF, DATASET_ITERATOR)'][1]
