@@ -21,7 +21,6 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
 from tff_med import algorithms, runtime  # noqa: E402
-from tff_med.data import client_data  # noqa: E402
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
 _SETTINGS = flags.DEFINE_list(
@@ -38,9 +37,7 @@ def main(argv):
   settings = [int(s) for s in _SETTINGS.value]
   with runtime.local_runtime():
     task, config = jobs.JOBS[_JOB.value]()
-  train = client_data.client_data(task.data, 'train')
-  sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
-  plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
+  datasets_fn = jobs.datasets_fn(task, config)
   process = algorithms.build_learning_process(task.model_fn(), config.algorithm, 4)
   workers = {s: runtime.OwnedWorker(max_concurrent_computation_calls=s) for s in settings}
   contexts = {s: runtime.execution_context(w.stub) for s, w in workers.items()}
@@ -51,9 +48,7 @@ def main(argv):
       initial = process.initialize()
     states = dict.fromkeys(settings, initial)
     for r in range(1, _ROUNDS.value + 1):
-      datasets = client_data.round_datasets(
-        train, sizes, task.data.hospitals, plan, seed=0, round_num=r
-      )
+      datasets = datasets_fn(r)
       for s in settings:
         with stack.install(contexts[s]):
           began = time.perf_counter()

@@ -21,7 +21,6 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
 from tff_med import algorithms, runtime  # noqa: E402
-from tff_med.data import client_data  # noqa: E402
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
 _ROUNDS = flags.DEFINE_integer('rounds', 40, 'Rounds (the first 5 are warm-up).')
@@ -36,9 +35,7 @@ def main(argv):
   defaults.experimental_optimization.apply_default_optimizations = True
   with runtime.local_runtime():
     task, config = jobs.JOBS[_JOB.value]()
-    train = client_data.client_data(task.data, 'train')
-    sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
-    plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
+    datasets_fn = jobs.datasets_fn(task, config)
     process = algorithms.build_learning_process(task.model_fn(), config.algorithm, 4)
     variants = {
       'tff_med (defaults off)': lambda datasets: datasets,
@@ -48,9 +45,7 @@ def main(argv):
     times = {name: [] for name in variants}
     for r in range(1, _ROUNDS.value + 1):
       for name, wrap in variants.items():
-        datasets = wrap(
-          client_data.round_datasets(train, sizes, task.data.hospitals, plan, seed=0, round_num=r)
-        )
+        datasets = wrap(datasets_fn(r))
         began = time.perf_counter()
         states[name] = process.next(states[name], datasets).state
         times[name].append(time.perf_counter() - began)

@@ -28,7 +28,6 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
 from tff_med import algorithms, runtime  # noqa: E402
-from tff_med.data import client_data  # noqa: E402
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
 _ROUNDS = flags.DEFINE_integer('rounds', 20, 'Rounds (the first 5 are warm-up).')
@@ -72,16 +71,12 @@ def _flower(job_path, out_path):
 
 def _tff_med(task, config, rounds):
   began = time.perf_counter()
-  train = client_data.client_data(task.data, 'train')
-  sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
-  plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
+  datasets_fn = jobs.datasets_fn(task, config)
   process = algorithms.build_learning_process(task.model_fn(), config.algorithm, 4)
   state = process.initialize()
   times = []
   for r in range(1, rounds + 1):
-    datasets = client_data.round_datasets(
-      train, sizes, task.data.hospitals, plan, seed=0, round_num=r
-    )
+    datasets = datasets_fn(r)
     round_began = time.perf_counter()
     state = process.next(state, datasets).state
     times.append(time.perf_counter() - round_began)

@@ -8,7 +8,7 @@ import numpy as np
 
 from configs import heart_disease
 from tff_med import task as task_lib
-from tff_med.data import shards
+from tff_med.data import client_data, shards
 
 
 def heart():
@@ -47,3 +47,13 @@ def cnn():
 
 
 JOBS = {'heart': heart, 'cnn': cnn}
+
+
+def datasets_fn(task, config):
+  """round_num -> every hospital's training datasets for that round, as tff_med builds them."""
+  train = client_data.client_data(task.data, 'train')
+  sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
+  plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
+  return lambda round_num: client_data.round_datasets(
+    train, sizes, task.data.hospitals, plan, seed=0, round_num=round_num
+  )

@@ -29,7 +29,6 @@ from tensorflow_federated.python.core.impl.executors import value_serialization 
 
 from benchmarks import jobs  # noqa: E402
 from tff_med import algorithms, runtime  # noqa: E402
-from tff_med.data import client_data  # noqa: E402
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
 _ROUNDS = flags.DEFINE_integer('rounds', 20, 'Rounds per piece (the first 5 are warm-up).')
@@ -70,14 +69,7 @@ def main(argv):
   rounds = _ROUNDS.value
   with runtime.local_runtime():
     task, config = jobs.JOBS[_JOB.value]()
-    train = client_data.client_data(task.data, 'train')
-    sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
-    plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
-
-    def datasets_fn(r):
-      return client_data.round_datasets(
-        train, sizes, task.data.hospitals, plan, seed=0, round_num=r
-      )
+    datasets_fn = jobs.datasets_fn(task, config)
 
     sequence_type = tff.SequenceType(tff.types.tensorflow_to_type(datasets_fn(0)[0].element_spec))
     empty_round, walk_all = _computations(sequence_type)

@@ -33,7 +33,6 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
 from tff_med import algorithms, metrics, runtime  # noqa: E402
-from tff_med.data import client_data  # noqa: E402
 
 _ROUNDS = flags.DEFINE_integer('rounds', 30, 'Rounds per implementation (first 5 are warm-up).')
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'heart (overhead-bound) or cnn.')
@@ -139,14 +138,7 @@ def main(argv):
   rounds = _ROUNDS.value
   with runtime.local_runtime():
     task, config = jobs.JOBS[_JOB.value]()
-    train = client_data.client_data(task.data, 'train')
-    sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
-    plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
-
-    def datasets_fn(r):
-      return client_data.round_datasets(
-        train, sizes, task.data.hospitals, plan, seed=0, round_num=r
-      )
+    datasets_fn = jobs.datasets_fn(task, config)
 
     lr = config.algorithm.client_learning_rate
     implementations = {
@@ -163,7 +155,7 @@ def main(argv):
       ),
       'tf.data + GradientTape': _plain(task, datasets_fn, lr, fused=False),
       'fused tf.function': _plain(task, datasets_fn, lr, fused=True),
-      'fused tf.function + XLA': _plain_xla(task, datasets_fn, lr, plan.local_steps),
+      'fused tf.function + XLA': _plain_xla(task, datasets_fn, lr, config.data.local_steps),
     }
     times = {name: [] for name in implementations}
     for r in range(1, rounds + 1):  # Interleaved: machine noise hits every implementation alike.
