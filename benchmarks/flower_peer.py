@@ -12,7 +12,7 @@ building the process and starting its worker), the largest final weight
 difference, and each one's mean test accuracy over the hospitals from its
 final weights. The weights are close, not equal: Keras `fit` (what Flower's
 Keras clients call) visits the batches in another order than iterating the
-same dataset does (`train_on_batch` over that dataset matches tff_med to 3e-8).
+same dataset does.
 """
 
 import os

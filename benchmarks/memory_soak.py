@@ -9,6 +9,7 @@ memory of the Python process and of its TFF worker (TFF users report growth of
 50 and `rounds`. Target: RSS at the end within 10% of RSS at round 50.
 """
 
+import ctypes
 import os
 import re
 import tempfile
@@ -26,6 +27,9 @@ from tff_med import experiment  # noqa: E402
 _ROUNDS = flags.DEFINE_integer('rounds', 1000, 'Rounds to run.')
 _EVAL_EVERY = flags.DEFINE_integer('eval_every', 50, 'Evaluate every this many rounds.')
 _CHECKPOINT_EVERY = flags.DEFINE_integer('checkpoint_every', 100, 'Checkpoint every this many.')
+_MALLOC_TRIM_EVERY = flags.DEFINE_integer(
+  'malloc_trim_every', 0, "If > 0, call glibc's malloc_trim(0) every this many rounds."
+)
 SAMPLES = (50, 100, 250, 500, 750)
 
 
@@ -41,8 +45,12 @@ def main(argv):
   round_re = re.compile(r'^round (\d+)/\d+ +([\d.]+)s')
   began = time.perf_counter()
 
+  trim = ctypes.CDLL('libc.so.6').malloc_trim if _MALLOC_TRIM_EVERY.value > 0 else None
+
   def sample(line):
     match = round_re.match(line)
+    if trim and match and int(match[1]) % _MALLOC_TRIM_EVERY.value == 0:
+      trim(0)
     if match and (int(match[1]) in SAMPLES or int(match[1]) == _ROUNDS.value):
       samples[int(match[1])] = (*process_stats.rss_mib(), float(match[2]))
 

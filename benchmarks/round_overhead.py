@@ -69,7 +69,7 @@ def _plain(task, datasets_fn, lr, fused):
     n = tf.constant(0.0)
     # `iter()` makes autograph emit a while-loop over the iterator, as TFF's
     # DATASET_ITERATOR loop does; a bare `for x in dataset` becomes a
-    # `dataset.reduce` whose per-element function call is 5x slower here.
+    # `dataset.reduce`, whose per-element function call is far slower.
     for x, y in iter(dataset):
       n += sgd_step(x, y)
     delta = [w - s for w, s in zip(weights, start, strict=True)]

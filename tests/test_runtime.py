@@ -118,7 +118,7 @@ def _environ(pid):
 
 @pytest.mark.parametrize('user_value', [None, '4'])
 def test_worker_keeps_two_malloc_arenas_unless_the_user_says_otherwise(user_value, monkeypatch):
-  # Without the cap, RSS grew 11% over 1000 heart rounds (benchmarks/README.md).
+  # Without the cap, RSS grew 10% over 1000 heart rounds (benchmarks/README.md).
   if user_value is not None:
     monkeypatch.setenv('MALLOC_ARENA_MAX', user_value)
   process = runtime.start_worker(runtime.free_port())

@@ -41,7 +41,7 @@ _PR_SET_PDEATHSIG = 1
 _M_ARENA_MAX = -8  # mallopt parameter, glibc's malloc.h.
 # glibc gives threads their own malloc arenas (up to 8 per core); TF's thread
 # pools then spread and fragment memory over them, and resident memory creeps
-# up: +11% over 1000 heart rounds, flat (+0.7%) with two arenas, while
+# up: +10% over 1000 heart rounds, flat (+0.6%) with two arenas, while
 # malloc_trim every 50 rounds did nothing (benchmarks/README.md, "Memory").
 MALLOC_ARENAS = 2
 _GRPC_OPTIONS = [
@@ -50,9 +50,9 @@ _GRPC_OPTIONS = [
   ('grpc.max_send_message_length', 2_000_000_000),
 ]
 WORKER_BINARY = os.path.join(os.path.dirname(tff.__file__), 'data', 'worker_binary')
-# Concurrent computation calls per worker: one per core. TFF's default (-1,
-# read by the worker as 4 x cores) was 15% slower per round on both benchmark
-# jobs on 2 cores (`benchmarks/concurrency.py`, README there).
+# Concurrent computation calls per worker: one per core. On 2 cores that cut
+# the round by 14% (heart) and 21% (cnn) against TFF's default (-1, read by
+# the worker as 4 x cores) (`benchmarks/concurrency.py`, README there).
 DEFAULT_CONCURRENCY = os.cpu_count() or 1
 
 

@@ -64,8 +64,8 @@ def shuffle_seed(seed: int, round_num: int, client_index: int) -> int:
 
 def _lean_options() -> tf.data.Options:
   # tf.data's default rewrites (an injected prefetch thread, op fusions) cost
-  # about 30% of iterating a hospital's small pipeline and leave its batches
-  # unchanged (benchmarks/README.md, "tf.data options").
+  # about a fifth of a heart round and leave the batches unchanged
+  # (benchmarks/dataset_options.py; benchmarks/README.md).
   options = tf.data.Options()
   options.experimental_optimization.apply_default_optimizations = False
   return options
