@@ -35,7 +35,8 @@ WARMUP = 5
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'peers', 'flower')
 
 
-def _export(path, task, config, rounds):
+def _export(path, task, config, rounds) -> int:
+  """Writes the job file; returns the number of weight arrays in the model."""
   model = task.keras_model()
   arrays = {}
   for i, shard in enumerate(task.data.shards):
@@ -55,6 +56,7 @@ def _export(path, task, config, rounds):
     **{f'w{i}': w for i, w in enumerate(weights)},
     **arrays,
   )
+  return len(weights)
 
 
 def _flower(job_path, out_path):
@@ -103,9 +105,9 @@ def main(argv):
     task, config = jobs.JOBS[_JOB.value]()
   with tempfile.TemporaryDirectory() as tmp:
     job_path, out_path = os.path.join(tmp, 'job.npz'), os.path.join(tmp, 'out.npz')
-    _export(job_path, task, config, rounds)
+    num_weights = _export(job_path, task, config, rounds)
     flower = _flower(job_path, out_path)
-  flower_weights = [flower[f'w{i}'] for i in range(len(task.keras_model().get_weights()))]
+  flower_weights = [flower[f'w{i}'] for i in range(num_weights)]
   with runtime.local_runtime():
     ours_times, ours_total, ours_weights = _tff_med(task, config, rounds)
   flower_round = float(np.median(flower['round_seconds'][WARMUP:]))
