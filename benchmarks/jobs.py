@@ -7,6 +7,7 @@ whose `algorithm` and `data` blocks say how it trains.
 import numpy as np
 
 from configs import heart_disease
+from tff_med import experiment
 from tff_med import task as task_lib
 from tff_med.data import client_data, shards
 
@@ -49,11 +50,28 @@ def cnn():
 JOBS = {'heart': heart, 'cnn': cnn}
 
 
+def plan(config) -> client_data.LocalTraining:
+  """The job's local training plan."""
+  return client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
+
+
+def resident_process(task, config, kept):
+  """tff_med's process as `experiment.train` builds it, and round_num -> its client inputs.
+
+  `kept` is the job's `data.resident.ResidentShards`.
+  """
+  process, inputs_fn = experiment.resident_process(config, task, plan(config), kept)
+  return process, lambda round_num: inputs_fn(round_num, task.data.hospitals)
+
+
 def datasets_fn(task, config):
-  """round_num -> every hospital's training datasets for that round, as tff_med builds them."""
+  """round_num -> every hospital's training datasets for that round, built in this process.
+
+  The references train on these; tff_med's worker builds the same batches from
+  `resident_process`'s inputs.
+  """
   train = client_data.client_data(task.data, 'train')
   sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
-  plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
   return lambda round_num: client_data.round_datasets(
-    train, sizes, task.data.hospitals, plan, seed=0, round_num=round_num
+    train, sizes, task.data.hospitals, plan(config), seed=config.seed, round_num=round_num
   )

@@ -12,10 +12,14 @@ round builds fresh datasets, as training does):
   (gRPC, executor and placement cost, no data);
 * iterate on the worker: a TFF computation that only walks every hospital's
   batches (includes the two dataset pieces and the empty round's plumbing);
+* the same, the worker reading the shards tff_med keeps for it
+  (`tff_med/data/resident.py`; no datasets built or serialized here);
 * iterate in-process: the same walk in a `tf.function` in this process;
-* full round: tff_med's `process.next`.
+* full round: `process.next`, with datasets shipped and with resident shards
+  (what `experiments.train` runs).
 """
 
+import contextlib
 import os
 import time
 
@@ -29,6 +33,7 @@ from tensorflow_federated.python.core.impl.executors import value_serialization 
 
 from benchmarks import jobs  # noqa: E402
 from tff_med import algorithms, runtime  # noqa: E402
+from tff_med.data import resident  # noqa: E402
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
 _ROUNDS = flags.DEFINE_integer('rounds', 20, 'Rounds per piece (the first 5 are warm-up).')
@@ -67,8 +72,10 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   tf.get_logger().setLevel('ERROR')
   rounds = _ROUNDS.value
-  with runtime.local_runtime():
+  with contextlib.ExitStack() as stack:
+    stack.enter_context(runtime.local_runtime())
     task, config = jobs.JOBS[_JOB.value]()
+    kept = stack.enter_context(resident.resident_shards(task.data))
     datasets_fn = jobs.datasets_fn(task, config)
 
     sequence_type = tff.SequenceType(tff.types.tensorflow_to_type(datasets_fn(0)[0].element_spec))
@@ -77,8 +84,17 @@ def main(argv):
     process = algorithms.build_learning_process(task.model_fn(), config.algorithm, 4)
     state = [process.initialize()]
 
+    walk_resident = tff.simulation.compose_dataset_computation_with_computation(
+      kept.train_computation(jobs.plan(config)), walk_all
+    )
+    resident_process, inputs_fn = jobs.resident_process(task, config, kept)
+    resident_state = [resident_process.initialize()]
+
     def full_round(r):
       state[0] = process.next(state[0], datasets_fn(r)).state
+
+    def full_round_resident(r):
+      resident_state[0] = resident_process.next(resident_state[0], inputs_fn(r)).state
 
     pieces = {
       'build datasets (tff_med, Python)': datasets_fn,
@@ -87,8 +103,10 @@ def main(argv):
       ],
       'empty round (TFF runtime)': lambda r: empty_round(1.0),
       'iterate on the worker (TFF)': lambda r: walk_all(datasets_fn(r)),
+      'iterate on the worker, resident shards': lambda r: walk_resident(inputs_fn(r)),
       'iterate in-process (plain TF)': lambda r: [walk_here(d) for d in datasets_fn(r)],
-      'full round (tff_med)': full_round,
+      'full round, datasets shipped': full_round,
+      'full round, resident shards (tff_med)': full_round_resident,
     }
     medians = {}
     for name, fn in pieces.items():
@@ -100,7 +118,7 @@ def main(argv):
       medians[name] = float(np.median(times[WARMUP:]))
   print(f'{_JOB.value} job, {len(task.data.hospitals)} hospitals, median of rounds 6..{rounds}:')
   for name, seconds in medians.items():
-    print(f'{name:36s} {seconds * 1e3:8.1f} ms')
+    print(f'{name:40s} {seconds * 1e3:8.1f} ms')
 
 
 if __name__ == '__main__':

@@ -5,9 +5,13 @@ r"""Steady-round time of the pipeline vs plain-TensorFlow references doing the s
 A job (`benchmarks/jobs.py`: heart, 4 hospitals of 199/172/30/85 rows, logistic
 regression, 100 SGD steps of batch 4 per hospital per round; or cnn, small_cnn
 on 4 synthetic shards of 512 28x28 images, 16 steps of batch 32), FedAvg
-weighted by examples, run five ways in one process on the same batches:
+weighted by examples, run six ways in one process on the same batches:
 
-* tff_med: the learning process the main job builds (TFF, DATASET_ITERATOR loop);
+* tff_med: the learning process the main job builds (TFF, DATASET_ITERATOR loop),
+  its worker reading each hospital's shard from the files tff_med keeps for it
+  (`tff_med/data/resident.py`): a round sends a path and a seed per hospital;
+* tff_med, datasets shipped: the same process handed `tf.data` pipelines built
+  in this process each round (tff_med before the shards stayed with the worker);
 * TFF default: `build_weighted_fed_avg` with TFF's default DATASET_REDUCE loop;
 * tf.data + GradientTape: plain TF, one `tf.function` per client that loops
   over its dataset (GradientTape SGD steps), then the weighted mean in Python;
@@ -21,6 +25,7 @@ to the tf.data + GradientTape reference, and the largest weight difference from
 tff_med after the same rounds.
 """
 
+import contextlib
 import os
 import time
 
@@ -33,6 +38,7 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
 from tff_med import algorithms, metrics, runtime  # noqa: E402
+from tff_med.data import resident  # noqa: E402
 
 _ROUNDS = flags.DEFINE_integer('rounds', 30, 'Rounds per implementation (first 5 are warm-up).')
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'heart (overhead-bound) or cnn.')
@@ -136,13 +142,16 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   tf.get_logger().setLevel('ERROR')
   rounds = _ROUNDS.value
-  with runtime.local_runtime():
+  with contextlib.ExitStack() as stack:
+    stack.enter_context(runtime.local_runtime())
     task, config = jobs.JOBS[_JOB.value]()
+    kept = stack.enter_context(resident.resident_shards(task.data))
     datasets_fn = jobs.datasets_fn(task, config)
 
     lr = config.algorithm.client_learning_rate
     implementations = {
-      'tff_med (TFF, DATASET_ITERATOR)': _tff(
+      'tff_med (TFF, DATASET_ITERATOR)': _tff(*jobs.resident_process(task, config, kept)),
+      'tff_med, datasets shipped': _tff(
         algorithms.build_learning_process(task.model_fn(), config.algorithm, 4), datasets_fn
       ),
       'TFF default (DATASET_REDUCE)': _tff(

@@ -25,25 +25,23 @@ def mark(name):
 import tensorflow as tf; mark('import tensorflow')
 import tensorflow_federated as tff; mark('import tensorflow_federated')
 from configs import heart_disease
-from tff_med import algorithms, evaluation, runtime, task as task_lib
-from tff_med.data import client_data
+from tff_med import evaluation, experiment, runtime, task as task_lib
+from tff_med.data import client_data, resident
 mark('import tff_med')
 tf.get_logger().setLevel('ERROR')
 config = heart_disease.get_config()
 with runtime.local_runtime():
   task = task_lib.load_task(config); mark('load shards + federated scaling (starts the worker)')
-  process = algorithms.build_learning_process(task.model_fn(), config.algorithm, 4)
-  mark('build learning process')
-  state = process.initialize(); mark('initialize()')
-  evaluator = evaluation.FederatedEvaluator.in_memory(
-    task.model_fn(), client_data.client_data(task.data, 'test'),
-    {s.hospital: s.y_test for s in task.data.shards})
-  evaluator.evaluate(process.get_model_weights(state)); mark('build evaluator + round-0 evaluation')
-  train = client_data.client_data(task.data, 'train')
-  sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
-  plan = client_data.LocalTraining(4, 100)
-  process.next(state, client_data.round_datasets(train, sizes, task.data.hospitals, plan, seed=0, round_num=1))
-  mark('first round')
+  with resident.resident_shards(task.data) as kept:
+    mark('write the shards for the worker')
+    process, inputs_fn = experiment.resident_process(
+      config, task, client_data.LocalTraining(4, 100), kept)
+    mark('build learning process')
+    state = process.initialize(); mark('initialize()')
+    evaluator = evaluation.FederatedEvaluator.resident(task.model_fn(), kept)
+    evaluator.evaluate(process.get_model_weights(state)); mark('build evaluator + round-0 evaluation')
+    process.next(state, inputs_fn(1, task.data.hospitals))
+    mark('first round')
 for name, seconds in marks:
   print(f'{name:55s} {seconds:6.2f} s')
 print(f'{"total":55s} {t[-1] - t[0]:6.2f} s')

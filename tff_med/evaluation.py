@@ -62,23 +62,17 @@ class FederatedEvaluator:
     self.notes = notes
 
   @classmethod
-  def in_memory(
-    cls,
-    model_fn,
-    test_data: tff.simulation.datasets.ClientData,
-    test_labels: dict[str, np.ndarray],
-    batch_size: int = 256,
-  ) -> FederatedEvaluator:
-    """An evaluator over test shards held in this process (simulation)."""
-    process = tff.learning.algorithms.build_fed_eval(
-      model_fn, loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR
+  def resident(cls, model_fn, shards, batch_size: int = 256) -> FederatedEvaluator:
+    """An evaluator over test shards the local worker reads (`data.resident.ResidentShards`)."""
+    process = tff.simulation.compose_dataset_computation_with_learning_process(
+      shards.test_computation(batch_size),
+      tff.learning.algorithms.build_fed_eval(
+        model_fn, loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR
+      ),
     )
-    datasets = {
-      h: test_data.create_tf_dataset_for_client(h).batch(batch_size) for h in test_data.client_ids
-    }
-    notes = {h: undefined_reason(y) for h, y in test_labels.items()}
-    notes[ALL] = undefined_reason(np.concatenate(list(test_labels.values())))
-    return cls(process, datasets, notes)
+    notes = {h: undefined_reason(y) for h, y in shards.test_labels.items()}
+    notes[ALL] = undefined_reason(np.concatenate(list(shards.test_labels.values())))
+    return cls(process, shards.test_inputs(), notes)
 
   @property
   def hospitals(self) -> list[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 
 import numpy as np
+import tensorflow_federated as tff
 from absl import logging
 
 from tff_med import (
@@ -25,7 +27,7 @@ from tff_med import (
   runtime,
 )
 from tff_med import task as task_lib
-from tff_med.data import client_data
+from tff_med.data import client_data, resident
 from tff_med.errors import ConfigError
 from tff_med.stopping import StoppingRule
 from tff_med.training_loop import LoopResult, run_rounds
@@ -91,11 +93,35 @@ def hospitals_per_round(hospitals: list[str], clients_per_round: int, seed: int)
   return sample
 
 
-def _process_and_data(config, task, plan, attack, privacy_plan):
-  """The learning process and its round -> client datasets function (private or attacked)."""
+def resident_process(config, task, plan, shards):
+  """The plain learning process, reading each hospital's data where the worker keeps it.
+
+  Returns `(process, inputs_fn)`: `inputs_fn(round, hospitals)` gives the
+  round's client inputs, a path and a shuffle seed per hospital (`shards`, a
+  `data.resident.ResidentShards`), never rows.
+  """
+  process = tff.simulation.compose_dataset_computation_with_learning_process(
+    shards.train_computation(plan),
+    algorithms.build_learning_process(task.model_fn(), config.algorithm, len(task.data.hospitals)),
+  )
+  return process, lambda round_num, hospitals: shards.train_inputs(
+    hospitals, seed=config.seed, round_num=round_num
+  )
+
+
+def _process_and_data(config, task, plan, attack, privacy_plan, shards):
+  """The learning process and its round -> client inputs function.
+
+  The plain process reads the data the worker keeps (`resident_process`).
+  Patient-level DP and update attacks pair each dataset with per-client
+  parameters, which TFF's composition cannot load, so those processes still
+  receive datasets built here (the same batches).
+  """
+  if privacy_plan is None and (attack is None or attack.kind not in attacks.UPDATE_ATTACKS):
+    return resident_process(config, task, plan, shards)
+  num_clients = len(task.data.hospitals)
   train_data = client_data.client_data(task.data, 'train')
   sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
-  num_clients = len(task.data.hospitals)
 
   def datasets_fn(round_num, hospitals):
     return client_data.round_datasets(
@@ -104,10 +130,6 @@ def _process_and_data(config, task, plan, attack, privacy_plan):
 
   if privacy_plan is not None:
     return _private_process_and_data(config, task, privacy_plan, datasets_fn)
-  if attack is None or attack.kind not in attacks.UPDATE_ATTACKS:
-    return algorithms.build_learning_process(
-      task.model_fn(), config.algorithm, num_clients
-    ), datasets_fn
   process = algorithms.build_attacked_learning_process(
     task.model_fn(), config.algorithm, num_clients, attack
   )
@@ -223,10 +245,13 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
   secure = config.algorithm.aggregator == 'secure'
   if secure:
     logging.warning('%s', SECURE_EMULATION_WARNING)
-  with runtime.local_runtime(
-    max_concurrent_computation_calls=config.runtime.max_concurrent_computation_calls,
-    emulate_secure_sum=secure,
-  ):
+  with contextlib.ExitStack() as stack:
+    stack.enter_context(
+      runtime.local_runtime(
+        max_concurrent_computation_calls=config.runtime.max_concurrent_computation_calls,
+        emulate_secure_sum=secure,
+      )
+    )
     task = task_lib.load_task(config)
     hospitals_fn = hospitals_per_round(
       task.data.hospitals, config.algorithm.clients_per_round, config.seed
@@ -239,7 +264,8 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     private_algorithms.check_compatible(config, privacy_plan)
     if attack is not None and attack.kind == 'label_flip':
       task.data = attacks.with_flipped_labels(task.data, attack)
-    process, datasets_fn = _process_and_data(config, task, plan, attack, privacy_plan)
+    shards = stack.enter_context(resident.resident_shards(task.data))
+    process, datasets_fn = _process_and_data(config, task, plan, attack, privacy_plan, shards)
     outputs.write_config(workdir, config.to_dict())
     manifest.write_manifest(
       workdir,
@@ -250,11 +276,8 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     test_sizes = {s.hospital: len(s.y_test) for s in task.data.shards}
     test_sizes[evaluation.ALL] = sum(test_sizes.values())
     state_manager, release_manager = outputs.create_managers(workdir, t.rounds, print_fn=print_fn)
-    evaluator = evaluation.FederatedEvaluator.in_memory(
-      task.model_fn(),
-      client_data.client_data(task.data, 'test'),
-      {s.hospital: s.y_test for s in task.data.shards},
-      batch_size=config.data.eval_batch_size,
+    evaluator = evaluation.FederatedEvaluator.resident(
+      task.model_fn(), shards, batch_size=config.data.eval_batch_size
     )
     loop = run_rounds(
       process,

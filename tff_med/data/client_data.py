@@ -18,14 +18,15 @@ import tensorflow_federated as tff
 from tff_med.data.shards import FederatedShards
 
 
-def _labels(y: np.ndarray, num_classes: int) -> np.ndarray:
+def labels(y: np.ndarray, num_classes: int) -> np.ndarray:
+  """Labels as the model's loss takes them: float32 [rows, 1] if binary, else int32 [rows]."""
   return y.astype(np.float32)[:, None] if num_classes == 2 else y.astype(np.int32)
 
 
 def client_data(data: FederatedShards, split: str) -> tff.simulation.datasets.ClientData:
   """Returns the `split` ('train' or 'test') shards as unbatched client datasets."""
   arrays = {
-    s.hospital: (getattr(s, f'x_{split}'), _labels(getattr(s, f'y_{split}'), data.num_classes))
+    s.hospital: (getattr(s, f'x_{split}'), labels(getattr(s, f'y_{split}'), data.num_classes))
     for s in data.shards
   }
 
