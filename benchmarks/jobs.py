@@ -60,7 +60,7 @@ def resident_process(task, config, kept):
 
   `kept` is the job's `data.resident.ResidentShards`.
   """
-  process, inputs_fn = experiment.resident_process(config, task, plan(config), kept)
+  process, inputs_fn = experiment.process_and_inputs(config, task, plan(config), None, None, kept)
   return process, lambda round_num: inputs_fn(round_num, task.data.hospitals)
 
 

@@ -34,8 +34,8 @@ with runtime.local_runtime():
   task = task_lib.load_task(config); mark('load shards + federated scaling (starts the worker)')
   with resident.resident_shards(task.data) as kept:
     mark('write the shards for the worker')
-    process, inputs_fn = experiment.resident_process(
-      config, task, client_data.LocalTraining(4, 100), kept)
+    process, inputs_fn = experiment.process_and_inputs(
+      config, task, client_data.LocalTraining(4, 100), None, None, kept)
     mark('build learning process')
     state = process.initialize(); mark('initialize()')
     evaluator = evaluation.FederatedEvaluator.resident(task.model_fn(), kept)

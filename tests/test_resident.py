@@ -8,23 +8,32 @@ import pytest
 import tensorflow_federated as tff
 
 from configs import heart_disease
-from tff_med import algorithms, runtime
+from tff_med import (
+  algorithms,
+  attacks,
+  dp_sgd,
+  experiment,
+  metrics,
+  privacy,
+  private_algorithms,
+  runtime,
+)
 from tff_med import task as task_lib
 from tff_med.data import client_data, resident, shards
 
 
-def _image_shards(num_classes: int) -> shards.FederatedShards:
+def _image_shards(num_classes: int, example_shape=(6, 6, 1)) -> shards.FederatedShards:
   rng = np.random.RandomState(1)
 
   def split(rows):
-    x = rng.normal(size=(rows, 6, 6, 1)).astype(np.float32)
+    x = rng.normal(size=(rows, *example_shape)).astype(np.float32)
     return x, rng.randint(num_classes, size=rows).astype(np.int32)
 
   hospitals = []
   for name, rows in [('north', 23), ('south', 9), ('east', 14)]:
     (x_train, y_train), (x_test, y_test) = split(rows), split(5)
     hospitals.append(shards.HospitalShard(name, x_train, y_train, x_test, y_test, files=['mem']))
-  features = [f'pixel_{i}' for i in range(36)]
+  features = [f'pixel_{i}' for i in range(int(np.prod(example_shape)))]
   return shards.FederatedShards(hospitals, features, 'label', num_classes=num_classes)
 
 
@@ -63,6 +72,64 @@ def test_resident_rounds_end_with_the_weights_of_shipped_datasets(model, num_cla
     )
     read_in_worker = _weights_after_rounds(
       composed, lambda r, hs: kept.train_inputs(hs, seed=7, round_num=r), hospitals
+    )
+  for a, b in zip(shipped, read_in_worker, strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize('kind', ['patient_dp', 'gaussian_noise'])
+def test_dp_and_attacked_rounds_end_with_the_weights_of_shipped_pairs(kind):
+  config = heart_disease.get_config()
+  config.seed = 5
+  config.model.name = 'logistic_regression'
+  data = _image_shards(2, example_shape=(5,))
+  task = task_lib.create_task(
+    data, model_config=config.model.to_dict(), scaling_mode='none', seed=5
+  )
+  plan = client_data.LocalTraining(batch_size=3, local_steps=4)
+  hospitals = ['south', 'east']  # Not every hospital, and not in shard order.
+  train = client_data.client_data(task.data, 'train')
+  sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
+
+  def datasets(round_num, round_hospitals):
+    return client_data.round_datasets(
+      train, sizes, round_hospitals, plan, seed=5, round_num=round_num
+    )
+
+  attack = privacy_plan = None
+  if kind == 'patient_dp':
+    config.privacy.level = 'patient'
+    config.privacy.noise_multiplier = 0.8
+    config.data.batch_size, config.data.local_steps = plan.batch_size, plan.local_steps
+    privacy_plan = privacy.plan(config, sizes, lambda r: hospitals)
+    noise = privacy_plan.noise_multipliers
+
+    def shipped_inputs(r, hs):
+      return [
+        (dp_sgd.params_dataset(noise[h], (5, r * 1000 + data.hospitals.index(h))), d)
+        for h, d in zip(hs, datasets(r, hs), strict=True)
+      ]
+  else:
+    attack = attacks.Attack(kind, ('east',), noise_std=0.5)
+
+    def shipped_inputs(r, hs):
+      return [
+        (attacks.attack_dataset(attack.code(h), (5, r * 1000 + i)), d)
+        for i, (h, d) in enumerate(zip(hs, datasets(r, hs), strict=True))
+      ]
+
+  with runtime.local_runtime(), resident.resident_shards(task.data) as kept:
+    if privacy_plan:
+      shipped_process = private_algorithms.build_private_learning_process(
+        task.model_fn(), config, 3, privacy_plan, metrics.loss_fn(2, reduction='none')
+      )
+    else:
+      shipped_process = algorithms.build_attacked_learning_process(
+        task.model_fn(), config.algorithm, 3, attack
+      )
+    shipped = _weights_after_rounds(shipped_process, shipped_inputs, hospitals)
+    read_in_worker = _weights_after_rounds(
+      *experiment.process_and_inputs(config, task, plan, attack, privacy_plan, kept), hospitals
     )
   for a, b in zip(shipped, read_in_worker, strict=True):
     np.testing.assert_array_equal(a, b)

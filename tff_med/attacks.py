@@ -98,9 +98,16 @@ def _corrupt(update, code, scale, noise_std, seed):
   return tf.switch_case(code, [lambda: update, flip, scaled, noise])
 
 
-def attack_dataset(code: int, seed: tuple[int, int]) -> tf.data.Dataset:
-  """The one-element dataset that tells a client its attack code and noise seed."""
-  return tf.data.Dataset.from_tensors((np.int32(code), np.asarray(seed, np.int64)))
+# What `attack_dataset` gives: the attack code and the noise seed.
+ATTACK_TYPE = tff.SequenceType((tff.TensorType(np.int32), tff.TensorType(np.int64, [2])))
+
+
+def attack_dataset(code, seed) -> tf.data.Dataset:
+  """The one-element dataset that tells a client its attack code and noise seed.
+
+  Takes Python or NumPy values, or tensors (in the worker: `data.resident`).
+  """
+  return tf.data.Dataset.from_tensors((tf.cast(code, tf.int32), tf.cast(seed, tf.int64)))
 
 
 def build_attacked_client_work(
@@ -113,10 +120,9 @@ def build_attacked_client_work(
   """
   state_type, weights_type, data_type = inner.next.type_signature.parameter
   result_type = inner.next.type_signature.result.result.member
-  code_type = tff.SequenceType((tff.TensorType(np.int32), tff.TensorType(np.int64, [2])))
-  client_data_type = tff.FederatedType((code_type, data_type.member), tff.CLIENTS)
+  client_data_type = tff.FederatedType((ATTACK_TYPE, data_type.member), tff.CLIENTS)
 
-  @tff.tensorflow.computation(result_type, code_type)
+  @tff.tensorflow.computation(result_type, ATTACK_TYPE)
   def corrupt(result, code_data):
     code, seed = code_data.reduce(
       (tf.constant(0, tf.int32), tf.zeros([2], tf.int64)), lambda _, element: element

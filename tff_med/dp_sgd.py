@@ -33,10 +33,13 @@ import tensorflow_federated as tff
 PARAMS_TYPE = tff.SequenceType((tff.TensorType(np.float32), tff.TensorType(np.int64, [2])))
 
 
-def params_dataset(noise_multiplier: float, seed: tuple[int, int]) -> tf.data.Dataset:
-  """The one-element dataset that gives a hospital its noise multiplier and noise seed."""
+def params_dataset(noise_multiplier, seed) -> tf.data.Dataset:
+  """The one-element dataset that gives a hospital its noise multiplier and noise seed.
+
+  Takes Python or NumPy values, or tensors (in the worker: `data.resident`).
+  """
   return tf.data.Dataset.from_tensors(
-    (np.float32(noise_multiplier), np.asarray(seed, dtype=np.int64))
+    (tf.cast(noise_multiplier, tf.float32), tf.cast(seed, tf.int64))
   )
 
 

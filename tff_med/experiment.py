@@ -93,80 +93,78 @@ def hospitals_per_round(hospitals: list[str], clients_per_round: int, seed: int)
   return sample
 
 
-def resident_process(config, task, plan, shards):
-  """The plain learning process, reading each hospital's data where the worker keeps it.
+def process_and_inputs(config, task, plan, attack, privacy_plan, shards):
+  """The learning process and its (round, hospitals) -> client inputs function.
 
-  Returns `(process, inputs_fn)`: `inputs_fn(round, hospitals)` gives the
-  round's client inputs, a path and a shuffle seed per hospital (`shards`, a
-  `data.resident.ResidentShards`), never rows.
+  Every process reads the data the worker keeps (`shards`). The patient-level
+  DP and attacked processes also take each hospital's parameters (noise
+  multiplier or attack code, and a seed), built in the worker next to its data.
   """
-  process = tff.simulation.compose_dataset_computation_with_learning_process(
-    shards.train_computation(plan),
-    algorithms.build_learning_process(task.model_fn(), config.algorithm, len(task.data.hospitals)),
+  hospitals = task.data.hospitals
+  if privacy_plan is not None:
+    process = private_algorithms.build_private_learning_process(
+      task.model_fn(),
+      config,
+      len(hospitals),
+      privacy_plan,
+      metrics.loss_fn(task.data.num_classes, reduction='none'),
+    )
+    if privacy_plan.level != 'patient':
+      return _with_resident_data(process, config, plan, shards)
+    noise = privacy_plan.noise_multipliers
+    return _with_resident_params(
+      process,
+      config,
+      plan,
+      shards,
+      (dp_sgd.PARAMS_TYPE, dp_sgd.params_dataset),
+      lambda h, position: (np.float32(noise[h]), hospitals.index(h)),
+    )
+  if attack is None or attack.kind not in attacks.UPDATE_ATTACKS:
+    process = algorithms.build_learning_process(task.model_fn(), config.algorithm, len(hospitals))
+    return _with_resident_data(process, config, plan, shards)
+  process = algorithms.build_attacked_learning_process(
+    task.model_fn(), config.algorithm, len(hospitals), attack
   )
-  return process, lambda round_num, hospitals: shards.train_inputs(
+  return _with_resident_params(
+    process,
+    config,
+    plan,
+    shards,
+    (attacks.ATTACK_TYPE, attacks.attack_dataset),
+    lambda h, position: (np.int32(attack.code(h)), position),
+  )
+
+
+def _with_resident_data(process, config, plan, shards):
+  composed = tff.simulation.compose_dataset_computation_with_learning_process(
+    shards.train_computation(plan), process
+  )
+  return composed, lambda round_num, hospitals: shards.train_inputs(
     hospitals, seed=config.seed, round_num=round_num
   )
 
 
-def _process_and_data(config, task, plan, attack, privacy_plan, shards):
-  """The learning process and its round -> client inputs function.
+def _with_resident_params(process, config, plan, shards, params, value_fn):
+  """`process` on (params, data) pairs the worker builds.
 
-  The plain process reads the data the worker keeps (`resident_process`).
-  Patient-level DP and update attacks pair each dataset with per-client
-  parameters, which TFF's composition cannot load, so those processes still
-  receive datasets built here (the same batches).
+  `params` is (its sequence type, the function building its dataset);
+  `value_fn(hospital, position in the round)` gives (value, k): the hospital's
+  value and the seed (config seed, round * 1000 + k).
   """
-  if privacy_plan is None and (attack is None or attack.kind not in attacks.UPDATE_ATTACKS):
-    return resident_process(config, task, plan, shards)
-  num_clients = len(task.data.hospitals)
-  train_data = client_data.client_data(task.data, 'train')
-  sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
+  params_type, params_dataset_fn = params
+  loader = shards.paired_train_computation(plan, params_type.element, params_dataset_fn)
+  composed = resident.compose_with_learning_process(loader, process)
 
-  def datasets_fn(round_num, hospitals):
-    return client_data.round_datasets(
-      train_data, sizes, hospitals, plan, seed=config.seed, round_num=round_num
-    )
+  def inputs_fn(round_num, hospitals):
+    data = shards.train_inputs(hospitals, seed=config.seed, round_num=round_num)
+    pairs = []
+    for position, (h, spec) in enumerate(zip(hospitals, data, strict=True)):
+      value, k = value_fn(h, position)
+      pairs.append(((value, np.array([config.seed, round_num * 1000 + k], np.int64)), spec))
+    return pairs
 
-  if privacy_plan is not None:
-    return _private_process_and_data(config, task, privacy_plan, datasets_fn)
-  process = algorithms.build_attacked_learning_process(
-    task.model_fn(), config.algorithm, num_clients, attack
-  )
-
-  def attacked_datasets_fn(round_num, hospitals):
-    return [
-      (attacks.attack_dataset(attack.code(h), (config.seed, round_num * 1000 + i)), ds)
-      for i, (h, ds) in enumerate(zip(hospitals, datasets_fn(round_num, hospitals), strict=True))
-    ]
-
-  return process, attacked_datasets_fn
-
-
-def _private_process_and_data(config, task, privacy_plan, datasets_fn):
-  process = private_algorithms.build_private_learning_process(
-    task.model_fn(),
-    config,
-    len(task.data.hospitals),
-    privacy_plan,
-    metrics.loss_fn(task.data.num_classes, reduction='none'),
-  )
-  if privacy_plan.level != 'patient':
-    return process, datasets_fn
-
-  def dp_datasets_fn(round_num, hospitals):
-    return [
-      (
-        dp_sgd.params_dataset(
-          privacy_plan.noise_multipliers[h],
-          (config.seed, round_num * 1000 + task.data.hospitals.index(h)),
-        ),
-        ds,
-      )
-      for h, ds in zip(hospitals, datasets_fn(round_num, hospitals), strict=True)
-    ]
-
-  return process, dp_datasets_fn
+  return composed, inputs_fn
 
 
 def _round_metrics_fn(config, task, hospitals_fn, privacy_plan):
@@ -265,7 +263,7 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     if attack is not None and attack.kind == 'label_flip':
       task.data = attacks.with_flipped_labels(task.data, attack)
     shards = stack.enter_context(resident.resident_shards(task.data))
-    process, datasets_fn = _process_and_data(config, task, plan, attack, privacy_plan, shards)
+    process, datasets_fn = process_and_inputs(config, task, plan, attack, privacy_plan, shards)
     outputs.write_config(workdir, config.to_dict())
     manifest.write_manifest(
       workdir,

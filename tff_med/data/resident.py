@@ -80,17 +80,35 @@ class ResidentShards:
     y = _read_tensor(base + f'_{split}.y', *self._y_spec)
     return tf.data.Dataset.from_tensor_slices((x, y))
 
+  def _train_dataset(self, spec, plan):
+    examples = self._examples(spec.path, 'train')
+    return client_data.training_dataset(examples, examples.cardinality(), plan, spec.seed)
+
   def train_computation(self, plan: client_data.LocalTraining) -> tff.Computation:
     """`TRAIN_INPUT` -> that hospital's training dataset for one round, built in the worker."""
 
     @tff.tensorflow.computation(TRAIN_INPUT)
     def load_train(spec):
-      examples = self._examples(spec.path, 'train')
-      return client_data.training_dataset(
-        examples, examples.cardinality(), plan, tf.cast(spec.seed, tf.int64)
-      )
+      return self._train_dataset(spec, plan)
 
     return load_train
+
+  def paired_train_computation(
+    self, plan: client_data.LocalTraining, params_type, params_dataset_fn
+  ) -> tff.Computation:
+    """<params, data=`TRAIN_INPUT`> -> (params dataset, training dataset), built in the worker.
+
+    For processes whose clients take their parameters (a noise multiplier or an
+    attack code, and a seed) as a one-element dataset next to their data:
+    `params_dataset_fn(*params)` builds it (`dp_sgd.params_dataset`,
+    `attacks.attack_dataset`) from a value of `params_type`.
+    """
+
+    @tff.tensorflow.computation(tff.StructType([('params', params_type), ('data', TRAIN_INPUT)]))
+    def load_pair(spec):
+      return params_dataset_fn(*spec.params), self._train_dataset(spec.data, plan)
+
+    return load_pair
 
   def test_computation(self, batch_size: int) -> tff.Computation:
     """A hospital's path -> its test dataset in batches of `batch_size`, built in the worker."""
@@ -111,6 +129,27 @@ class ResidentShards:
   def test_inputs(self) -> dict[str, str]:
     """{hospital: the input `test_computation` reads its test shard from}."""
     return dict(self._paths)
+
+
+def compose_with_learning_process(loader: tff.Computation, process):
+  """`process`, its clients sending `loader`'s input; each worker runs `loader` for their data.
+
+  TFF's `compose_dataset_computation_with_learning_process` does this when a
+  client's data is one dataset (the plain process uses it); it refuses a pair
+  of datasets, which is what the DP and attacked processes take, so this one
+  is ours.
+  """
+
+  @tff.federated_computation(
+    process.next.type_signature.parameter[0],
+    tff.FederatedType(loader.type_signature.parameter, tff.CLIENTS),
+  )
+  def next_fn(state, inputs):
+    return process.next(state, tff.federated_map(loader, inputs))
+
+  return tff.learning.templates.LearningProcess(
+    process.initialize, next_fn, process.get_model_weights, process.set_model_weights
+  )
 
 
 @contextlib.contextmanager
