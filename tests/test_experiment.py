@@ -88,8 +88,10 @@ class _Killed(Exception):
   pass
 
 
-def test_resume_after_a_kill_ends_with_the_same_weights(heart_root, tmp_path):
+@pytest.mark.parametrize('engine', ['tff', 'fused'])
+def test_resume_after_a_kill_ends_with_the_same_weights(heart_root, tmp_path, engine):
   config = smoke_config(heart_root, rounds=4, eval_every=2, checkpoint_every=2)
+  config.runtime.engine = engine
   straight = experiment.train(config, str(tmp_path / 'straight'), print_fn=lambda _: None)
 
   def die_after_round_3(line):

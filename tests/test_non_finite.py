@@ -1,4 +1,4 @@
-"""TFF silently zeroes a non-finite client update; tff_med must notice and say who."""
+"""TFF silently zeroes a non-finite client update; tff_med must notice and say who (either engine)."""
 
 import dataclasses
 
@@ -7,7 +7,7 @@ import pytest
 
 from configs import heart_disease
 from tests.shard_fixtures import write_shards
-from tff_med import algorithms, runtime, stopping, task as task_lib
+from tff_med import algorithms, fused, runtime, stopping, task as task_lib
 from tff_med.data import client_data, shards
 from tff_med.errors import NonFiniteUpdateError
 from tff_med.training_loop import run_rounds
@@ -27,7 +27,7 @@ class _Memory:
     pass
 
 
-def _run(tmp_path, on_non_finite):
+def _run(tmp_path, on_non_finite, engine):
   raw = shards.load_csv_shards(write_shards(tmp_path), label='outcome')
   broken = dataclasses.replace(raw['beta'], x_train=np.full_like(raw['beta'].x_train, np.nan))
   raw = dataclasses.replace(raw, shards=[raw['alpha'], broken])  # A hospital sending garbage.
@@ -37,16 +37,23 @@ def _run(tmp_path, on_non_finite):
     task = task_lib.create_task(
       raw, model_config={'name': 'logistic_regression'}, scaling_mode='none', seed=0
     )
-    process = algorithms.build_learning_process(
-      task.model_fn(), config.algorithm, len(task.data.hospitals)
-    )
-    train = client_data.client_data(task.data, 'train')
     plan = client_data.LocalTraining(batch_size=2, local_steps=2)
+    if engine == 'fused':
+      process, datasets_fn = fused.process_and_datasets(config, task, plan)
+    else:
+      process = algorithms.build_learning_process(
+        task.model_fn(), config.algorithm, len(task.data.hospitals)
+      )
+      train = client_data.client_data(task.data, 'train')
+
+      def datasets_fn(r, hs):
+        return client_data.round_datasets(
+          train, {'alpha': 4, 'beta': 3}, hs, plan, seed=0, round_num=r
+        )
+
     result = run_rounds(
       process,
-      datasets_fn=lambda r, hs: client_data.round_datasets(
-        train, {'alpha': 4, 'beta': 3}, hs, plan, seed=0, round_num=r
-      ),
+      datasets_fn=datasets_fn,
       hospitals_fn=lambda r: ['alpha', 'beta'],
       evaluate_fn=lambda weights: {'all': {'auc': 0.5}},
       rounds=2,
@@ -60,16 +67,21 @@ def _run(tmp_path, on_non_finite):
   return result, memory
 
 
-def test_zeroed_update_is_counted_and_the_hospital_named(tmp_path, caplog):
-  result, memory = _run(tmp_path, 'warn')
+ENGINES = pytest.mark.parametrize('engine', ['tff', 'fused'])
+
+
+@ENGINES
+def test_zeroed_update_is_counted_and_the_hospital_named(tmp_path, caplog, engine):
+  result, memory = _run(tmp_path, 'warn', engine)
   assert memory.released[1]['train/zero_weight_clients'] == 1
   assert result.non_finite_rounds == [1, 2]
   assert any(
-    'Round 1: TFF zeroed the non-finite update of 1 hospital(s) (beta)' in r.getMessage()
+    'Round 1: the non-finite update of 1 hospital(s) (beta) was zeroed' in r.getMessage()
     for r in caplog.records
   )
 
 
-def test_on_non_finite_error_stops_the_run(tmp_path):
+@ENGINES
+def test_on_non_finite_error_stops_the_run(tmp_path, engine):
   with pytest.raises(NonFiniteUpdateError, match=r'Round 1: .*\(beta\)'):
-    _run(tmp_path, 'error')
+    _run(tmp_path, 'error', engine)

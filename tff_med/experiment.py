@@ -19,6 +19,7 @@ from tff_med import (
   dp_sgd,
   evaluation,
   export,
+  fused,
   manifest,
   metrics,
   outputs,
@@ -28,7 +29,7 @@ from tff_med import (
 )
 from tff_med import task as task_lib
 from tff_med.data import client_data, resident
-from tff_med.errors import ConfigError
+from tff_med.errors import ConfigError, unknown_name_error
 from tff_med.stopping import StoppingRule
 from tff_med.training_loop import LoopResult, run_rounds
 
@@ -65,6 +66,8 @@ def validate_training(config) -> None:
   if config.algorithm.clients_per_round < 0:
     raise ConfigError('algorithm.clients_per_round must be >= 0 (0 means every hospital)')
   algorithms.validate(config.algorithm)
+  if config.runtime.engine not in fused.ENGINES:
+    raise unknown_name_error('engine', config.runtime.engine, fused.ENGINES)
 
 
 def loop_settings(training) -> dict:
@@ -263,7 +266,11 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     if attack is not None and attack.kind == 'label_flip':
       task.data = attacks.with_flipped_labels(task.data, attack)
     shards = stack.enter_context(resident.resident_shards(task.data))
-    process, datasets_fn = process_and_inputs(config, task, plan, attack, privacy_plan, shards)
+    if config.runtime.engine == 'fused':
+      fused.check_supported(config, privacy_plan=privacy_plan, attack=attack)
+      process, datasets_fn = fused.process_and_datasets(config, task, plan)
+    else:
+      process, datasets_fn = process_and_inputs(config, task, plan, attack, privacy_plan, shards)
     outputs.write_config(workdir, config.to_dict())
     manifest.write_manifest(
       workdir,

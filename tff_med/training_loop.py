@@ -164,8 +164,8 @@ def _report_faults(
   if zeroed:
     culprits = _zeroed_hospitals(process, state, round_num, hospitals, datasets_fn, route)
     messages.append(
-      f'TFF zeroed the non-finite update of {zeroed} hospital(s) '
-      f'({", ".join(culprits)}) and gave it weight 0'
+      f'the non-finite update of {zeroed} hospital(s) ({", ".join(culprits)}) was zeroed '
+      'and given weight 0, as TFF does'
     )
   if rejected:
     messages.append('the aggregated update was non-finite, so TFF left the model unchanged')

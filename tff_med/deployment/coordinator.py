@@ -49,6 +49,7 @@ def validate_deployment(config) -> dict[str, str]:
     ),
     f'privacy.level={config.privacy.level!r}': config.privacy.level != 'none',
     f'attack.kind={config.attack.kind!r}': config.attack.kind != 'none',
+    f'runtime.engine={config.runtime.engine!r}': config.runtime.engine != 'tff',
   }
   refused = [name for name, on in simulation_only.items() if on]
   if refused:

@@ -1,0 +1,153 @@
+"""The fused engine is held to TFF: same weights every round (1e-6), same metrics and faults."""
+
+import numpy as np
+import pytest
+
+from configs import heart_disease
+from tff_med import attacks, experiment, fused, runtime
+from tff_med import task as task_lib
+from tff_med.data import client_data, resident, shards
+from tff_med.errors import ConfigError
+
+
+def _synthetic(num_classes: int, nan_at: str | None = None) -> shards.FederatedShards:
+  rng = np.random.RandomState(2)
+  direction = rng.normal(size=(7, num_classes))
+
+  def split(rows):
+    x = rng.normal(size=(rows, 7)).astype(np.float32)
+    return x, np.argmax(x @ direction + rng.normal(size=(rows, num_classes)), 1).astype(np.int32)
+
+  hospitals = []
+  for name, rows in [('north', 40), ('south', 9), ('east', 25)]:
+    (x_train, y_train), (x_test, y_test) = split(rows), split(8)
+    if name == nan_at:
+      x_train[3, 2] = np.nan  # A hospital sending garbage: TFF zeroes its update.
+    hospitals.append(shards.HospitalShard(name, x_train, y_train, x_test, y_test, files=['mem']))
+  return shards.FederatedShards(hospitals, [f'f{i}' for i in range(7)], 'y', num_classes)
+
+
+def _heart(tmp_path, config):
+  config.data.root = str(tmp_path / 'heart')
+  task = task_lib.load_task(config)
+  return task, lambda round_num: task.data.hospitals
+
+
+def _three_classes_with_a_nan_hospital(tmp_path, config):
+  config.model.name, config.model.hidden_units = 'mlp', (16, 8)
+  config.algorithm.client_weighting = 'uniform'
+  config.algorithm.server_learning_rate = 0.7
+  config.data.batch_size, config.data.local_steps = 5, 7
+  task = task_lib.create_task(
+    _synthetic(3, nan_at='south'),
+    model_config=config.model.to_dict(),
+    scaling_mode='none',
+    seed=config.seed,
+  )
+  # Hospitals change between rounds and come in any order.
+  return task, lambda r: ['east', 'north', 'south'] if r % 2 else ['south', 'north']
+
+
+def _assert_close(tff_metrics, fused_metrics):
+  assert list(tff_metrics) == list(fused_metrics)
+  for key, value in tff_metrics.items():
+    np.testing.assert_allclose(fused_metrics[key], value, atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize('study, rounds', [(_heart, 15), (_three_classes_with_a_nan_hospital, 6)])
+def test_every_round_equals_tffs_learning_process(tmp_path, study, rounds):
+  config = heart_disease.get_config()
+  config.runtime.engine = 'fused'
+  with runtime.local_runtime():
+    task, hospitals = study(tmp_path, config)
+    plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
+    with resident.resident_shards(task.data) as kept:
+      tff_process, inputs_fn = experiment.process_and_inputs(config, task, plan, None, None, kept)
+      fused_process, datasets_fn = fused.process_and_datasets(config, task, plan)
+      tff_state, fused_state = tff_process.initialize(), fused_process.initialize()
+      zeroed = 0
+      for round_num in range(1, rounds + 1):
+        a = tff_process.next(tff_state, inputs_fn(round_num, hospitals(round_num)))
+        b = fused_process.next(fused_state, datasets_fn(round_num, hospitals(round_num)))
+        tff_state, fused_state = a.state, b.state
+        for want, got in zip(
+          tff_process.get_model_weights(tff_state).trainable,
+          fused_process.get_model_weights(fused_state).trainable,
+          strict=True,
+        ):
+          np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=f'round {round_num}')
+        _assert_close(a.metrics['client_work']['train'], b.metrics['client_work']['train'])
+        for part, key in [
+          ('aggregator', 'zero_weight_clients'),
+          ('finalizer', 'update_non_finite'),
+        ]:
+          assert int(b.metrics[part][key]) == int(a.metrics[part][key])
+        zeroed += int(b.metrics['aggregator']['zero_weight_clients'])
+  if study is _three_classes_with_a_nan_hospital:
+    assert zeroed == rounds  # 'south' takes part in every round and is zeroed in each.
+
+
+@pytest.mark.parametrize(
+  'change, named',
+  [
+    ({'algorithm.name': 'fedadam'}, "algorithm.name='fedadam'"),
+    ({'algorithm.client_momentum': 0.9}, 'algorithm.client_momentum=0.9'),
+    ({'algorithm.server_optimizer': 'adam'}, "algorithm.server_optimizer='adam'"),
+    ({'algorithm.aggregator': 'median'}, "algorithm.aggregator='median'"),
+    ({'data.local_steps': 0, 'data.local_epochs': 1}, 'data.local_epochs'),
+    ({'privacy.level': 'patient', 'privacy.noise_multiplier': 1.0}, "privacy.level='patient'"),
+    ({'attack.kind': 'sign_flip', 'attack.hospitals': ('hungary',)}, "attack.kind='sign_flip'"),
+  ],
+)
+def test_what_it_is_not_proved_on_is_named(change, named):
+  config = heart_disease.get_config()
+  for key, value in change.items():
+    section, field = key.split('.')
+    config[section][field] = value
+  attack = attacks.from_config(config.attack, ['cleveland', 'hungary'])
+  privacy_plan = config.privacy if config.privacy.level != 'none' else None
+  with pytest.raises(ConfigError, match=named):
+    fused.check_supported(config, privacy_plan=privacy_plan, attack=attack)
+
+
+def test_label_flipping_changes_only_data_so_it_runs():
+  config = heart_disease.get_config()
+  config.attack.kind, config.attack.hospitals = 'label_flip', ('hungary',)
+  attack = attacks.from_config(config.attack, ['cleveland', 'hungary'])
+  fused.check_supported(config, privacy_plan=None, attack=attack)  # Does not raise.
+
+
+def test_a_refused_run_stops_before_anything_is_written(tmp_path):
+  config = heart_disease.get_config('smoke')
+  config.data.root = str(tmp_path / 'heart')
+  config.runtime.engine = 'fused'
+  config.algorithm.name = 'fedyogi'
+  with pytest.raises(ConfigError, match="runtime.engine='fused' does not support algorithm.name"):
+    experiment.train(config, str(tmp_path / 'run'), print_fn=lambda _: None)
+  assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.parametrize(
+  'model_config, example_shape, layer',
+  [
+    ({'name': 'small_cnn'}, (8, 8, 1), 'Conv2D'),
+    ({'name': 'mlp', 'dropout': 0.2}, (5,), 'Dropout'),
+  ],
+)
+def test_models_other_than_dense_layers_are_refused(model_config, example_shape, layer):
+  rng = np.random.RandomState(0)
+  x, y = rng.normal(size=(6, *example_shape)).astype(np.float32), np.array([0, 1] * 3, np.int32)
+  features = [f'p{i}' for i in range(int(np.prod(example_shape)))]
+  data = shards.FederatedShards([shards.HospitalShard('h', x, y, x, y, ['mem'])], features, 'y', 2)
+  config = heart_disease.get_config()
+  with runtime.local_runtime():
+    task = task_lib.create_task(data, model_config=model_config, scaling_mode='none', seed=0)
+  with pytest.raises(ConfigError, match=layer):
+    fused.FusedFedAvg(task, config.algorithm, local_steps=2)
+
+
+def test_an_unknown_engine_is_named():
+  config = heart_disease.get_config()
+  config.runtime.engine = 'jax'
+  with pytest.raises(ConfigError, match="Unknown engine 'jax'; valid engines are: fused, tff"):
+    experiment.validate_training(config)

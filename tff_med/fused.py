@@ -1,0 +1,244 @@
+"""A fused FedAvg engine for small cross-silo studies: each hospital's round in one XLA call.
+
+TFF runs every hospital's local training as a call into its C++ worker; with a
+few hospitals of tabular data the runtime, not the arithmetic, sets the pace
+(`benchmarks/round_overhead.py`: the heart round's arithmetic compiled by XLA
+takes 16 ms, TFF's round 70-100 ms). This engine runs the same round in this
+process from TFF's own pieces, in the order `build_weighted_fed_avg` applies
+them: the task's `tff.learning.models.VariableModel` (`forward_pass`), the
+`tff.learning.optimizers` of client and server, TFF's
+`zero_all_if_any_non_finite` for a client's update and for the aggregate
+(model_delta_client_work, MeanFactory, apply_optimizer_finalizer). Each
+hospital's local steps are compiled with XLA. TFF has no such path, so this one
+is ours; it is held to TFF: `tests/test_fused.py` runs seeded studies both ways
+and requires the same weights after every round (1e-6), the same training
+metrics (1e-5) and the same zeroed-hospital reports.
+
+It supports what it is proved equal on: FedAvg with client SGD without
+momentum and the server's SGD without momentum, the 'mean' aggregator, a fixed
+number of local steps (XLA needs fixed shapes), models of dense layers without
+dropout (`logistic_regression`, `mlp`), and no differential privacy or update
+attack (label flipping changes only data, so it runs). Measured outside that
+(2026-11-26, heart and cnn jobs, against TFF after each round): fedadam's
+server differed by 2e-6 after one round, client and server momentum 0.9 by
+2e-5 after five (both amplify float rounding), and convolutions by 5e-6 after
+three rounds while running 15x slower than TFF under XLA on CPU.
+`check_supported` names whatever else a config asks for. Evaluation stays
+TFF's `build_fed_eval`.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import tensorflow as tf
+import tensorflow_federated as tff
+
+# TFF's own check, the one its client work and finalizer apply; not exported.
+from tensorflow_federated.python.learning.tensor_utils import zero_all_if_any_non_finite
+
+from tff_med import algorithms, metrics
+from tff_med.data import client_data
+from tff_med.errors import ConfigError
+
+ENGINES = ('tff', 'fused')
+# Layers the equality with TFF was measured on (tests/test_fused.py).
+LAYERS = (
+  tf.keras.layers.InputLayer,
+  tf.keras.layers.Dense,
+  tf.keras.layers.Flatten,
+  tf.keras.layers.Activation,
+)
+
+
+def check_supported(config, *, privacy_plan, attack) -> None:
+  """Refuses what the fused engine is not proved equal to TFF on, naming each setting.
+
+  Raises:
+    ConfigError: An unsupported algorithm, optimizer, aggregator, plan, privacy or attack.
+  """
+  a = config.algorithm
+  refused = {
+    f"algorithm.name={a.name!r} (only 'fedavg')": a.name != 'fedavg',
+    f"algorithm.client_optimizer={a.client_optimizer!r} (only 'sgd')": a.client_optimizer != 'sgd',
+    f'algorithm.client_momentum={a.client_momentum}': bool(a.client_momentum),
+    f"algorithm.server_optimizer={a.server_optimizer!r} (only 'sgd')": (
+      a.server_optimizer not in (None, 'sgd')
+    ),
+    f'algorithm.server_momentum={a.server_momentum}': bool(a.server_momentum),
+    f"algorithm.aggregator={a.aggregator!r} (only 'mean')": a.aggregator != 'mean',
+    'data.local_epochs (XLA needs a fixed number of local_steps)': config.data.local_steps < 1,
+    f'privacy.level={config.privacy.level!r}': privacy_plan is not None,
+    f'attack.kind={config.attack.kind!r}': attack is not None and attack.kind != 'label_flip',
+  }
+  named = [name for name, on in refused.items() if on]
+  if named:
+    raise ConfigError(
+      f"runtime.engine='fused' does not support {'; '.join(named)}; use runtime.engine='tff'"
+    )
+
+
+def _check_model(keras_model: tf.keras.Model) -> None:
+  other = [
+    f'{layer.name} ({type(layer).__name__})'
+    for layer in keras_model.layers
+    if not isinstance(layer, LAYERS)
+  ]
+  if other:
+    raise ConfigError(
+      "runtime.engine='fused' runs models of dense layers without dropout "
+      f"(logistic_regression, mlp); this model has {', '.join(other)}; use runtime.engine='tff'"
+    )
+
+
+def _numpy(structure):
+  # Through tensors, so Python floats (optimizer hyperparameters) stay float32.
+  return tf.nest.map_structure(lambda t: tf.convert_to_tensor(t).numpy(), structure)
+
+
+class FusedFedAvg:
+  """A FedAvg round in this process, shaped like TFF's learning process.
+
+  `initialize()`, `next(state, datasets)` and `get_model_weights(state)` behave
+  as the TFF process's do (the training loop cannot tell them apart); the
+  state is {'trainable': [...], 'server_optimizer': ...} of NumPy arrays.
+
+  Args:
+    task: A `tff_med.task.Task`.
+    config: The `algorithm` block of the experiment config.
+    local_steps: Batches each hospital trains on per round.
+
+  Raises:
+    ConfigError: The model has layers other than dense ones (`LAYERS`).
+  """
+
+  def __init__(self, task, config, local_steps: int):
+    keras_model = task.keras_model()
+    _check_model(keras_model)
+    num_classes = task.data.num_classes
+    # Loss, num_examples and num_batches as TFF counts them, updated per step;
+    # accuracy and AUC are sums over examples, updated once per hospital below.
+    self._model = tff.learning.models.from_keras_model(
+      keras_model, loss=metrics.loss_fn(num_classes), input_spec=task.input_spec()
+    )
+    self._summed = [build() for build in metrics.metric_builders(num_classes)]
+    self._client_optimizer = algorithms.build_optimizer(
+      config.client_optimizer, config.client_learning_rate, config.client_momentum
+    )
+    self._server_optimizer = algorithms.server_optimizer(config)
+    self._uniform = config.client_weighting == 'uniform'
+    self._steps = local_steps
+    self._specs = tuple(tf.TensorSpec(v.shape, v.dtype) for v in self._model.trainable_variables)
+    self._client = tf.function(self._client_round, jit_compile=True)
+    self._round = tf.function(self._server_round)
+
+  def initialize(self) -> dict:
+    """The initial state: the model's seeded weights and a fresh server optimizer."""
+    return {
+      'trainable': [v.numpy() for v in self._model.trainable_variables],
+      'server_optimizer': _numpy(self._server_optimizer.initialize(self._specs)),
+    }
+
+  def get_model_weights(self, state) -> tff.learning.models.ModelWeights:
+    """The state's model weights, as TFF's process returns them."""
+    return tff.learning.models.ModelWeights(trainable=list(state['trainable']), non_trainable=[])
+
+  def next(self, state, datasets) -> tff.learning.templates.LearningProcessOutput:
+    """One round over `datasets` (one per hospital, `local_steps` full batches each)."""
+    xs, ys = [], []
+    for dataset in datasets:
+      x, y = dataset.batch(self._steps, drop_remainder=True).get_single_element()
+      xs.append(x)
+      ys.append(y)
+    trainable, optimizer_state, measured = self._round(
+      list(state['trainable']), state['server_optimizer'], xs, ys
+    )
+    new_state = {'trainable': _numpy(trainable), 'server_optimizer': _numpy(optimizer_state)}
+    return tff.learning.templates.LearningProcessOutput(new_state, _numpy(measured))
+
+  def _client_round(self, initial, x, y):
+    # TFF's model_delta_client_work with DATASET_ITERATOR, over stacked batches.
+    model = self._model
+    for variable, value in zip(model.trainable_variables, initial, strict=True):
+      variable.assign(value)
+    model.reset_metrics()
+    optimizer_state = self._client_optimizer.initialize(self._specs)
+    num_examples = tf.constant(0, tf.int64)
+    predictions = tf.TensorArray(tf.float32, size=self._steps)
+    for k in tf.range(self._steps):
+      with tf.GradientTape() as tape:
+        output = model.forward_pass((x[k], y[k]), training=True)
+      gradients = tape.gradient(output.loss, model.trainable_variables)
+      optimizer_state, updated = self._client_optimizer.next(
+        optimizer_state, tuple(model.trainable_variables), tuple(gradients)
+      )
+      for variable, value in zip(model.trainable_variables, updated, strict=True):
+        variable.assign(value)
+      num_examples += tf.cast(output.num_examples, tf.int64)
+      predictions = predictions.write(k, output.predictions)
+    update = [i - v for i, v in zip(initial, model.trainable_variables, strict=True)]
+    update, non_finite = zero_all_if_any_non_finite(update)
+    return update, non_finite, num_examples, predictions.stack(), self._unfinalized()
+
+  def _unfinalized(self):
+    return collections.OrderedDict(
+      (name, [tf.identity(v) for v in values])
+      for name, values in self._model.report_local_unfinalized_metrics().items()
+    )
+
+  def _server_round(self, trainable, optimizer_state, xs, ys):
+    for variable in [v for m in self._summed for v in m.variables]:
+      variable.assign(tf.zeros_like(variable))
+    weighted_sum = [tf.zeros_like(w) for w in trainable]
+    weight_sum = tf.constant(0.0)
+    zeroed = tf.constant(0, tf.int32)
+    counts = None
+    for x, y in zip(xs, ys, strict=True):
+      update, non_finite, num_examples, predictions, unfinalized = self._client(trainable, x, y)
+      finite = tf.equal(non_finite, 0)
+      weight = tf.where(finite, 1.0 if self._uniform else tf.cast(num_examples, tf.float32), 0.0)
+      weighted_sum = [s + u * weight for s, u in zip(weighted_sum, update, strict=True)]
+      weight_sum += weight
+      zeroed += tf.cast(tf.equal(weight, 0.0), tf.int32)
+      # TFF resets a zeroed hospital's metrics: it adds nothing to them.
+      kept = tf.nest.map_structure(
+        lambda t, finite=finite: tf.where(finite, t, tf.zeros_like(t)), unfinalized
+      )
+      counts = kept if counts is None else tf.nest.map_structure(tf.add, counts, kept)
+      if finite:
+        for metric in self._summed:
+          metric.update_state(
+            tf.reshape(y, [-1, *y.shape[2:]]),
+            tf.reshape(predictions, [-1, *predictions.shape[2:]]),
+          )
+    mean = [s / weight_sum for s in weighted_sum]  # MeanFactory divides without a NaN guard.
+    new_state, new_trainable = self._server_optimizer.next(
+      optimizer_state, tuple(trainable), tuple(mean)
+    )
+    _, rejected = zero_all_if_any_non_finite(mean)
+    if tf.equal(rejected, 1):
+      new_state, new_trainable = optimizer_state, tuple(trainable)
+    train = collections.OrderedDict((m.name, m.result()) for m in self._summed)
+    train['loss'] = tf.math.divide_no_nan(counts['loss'][0], counts['loss'][1])
+    train['num_examples'] = counts['num_examples'][0]
+    train['num_batches'] = counts['num_batches'][0]
+    measured = collections.OrderedDict(
+      client_work=collections.OrderedDict(train=train),
+      aggregator=collections.OrderedDict(zero_weight_clients=zeroed),
+      finalizer=collections.OrderedDict(update_non_finite=rejected),
+    )
+    return list(new_trainable), new_state, measured
+
+
+def process_and_datasets(config, task, plan: client_data.LocalTraining):
+  """The fused process and its (round, hospitals) -> datasets function.
+
+  The datasets are built in this process with the shuffle seeds the worker
+  uses for TFF (`client_data.round_datasets`), so both see the same batches.
+  """
+  train = client_data.client_data(task.data, 'train')
+  sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
+  process = FusedFedAvg(task, config.algorithm, plan.local_steps)
+  return process, lambda round_num, hospitals: client_data.round_datasets(
+    train, sizes, hospitals, plan, seed=config.seed, round_num=round_num
+  )
