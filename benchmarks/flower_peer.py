@@ -27,7 +27,8 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
-from tff_med import algorithms, runtime  # noqa: E402
+from tff_med import runtime  # noqa: E402
+from tff_med.data import resident  # noqa: E402
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
 _ROUNDS = flags.DEFINE_integer('rounds', 20, 'Rounds (the first 5 are warm-up).')
@@ -73,16 +74,15 @@ def _flower(job_path, out_path):
 
 def _tff_med(task, config, rounds):
   began = time.perf_counter()
-  datasets_fn = jobs.datasets_fn(task, config)
-  process = algorithms.build_learning_process(task.model_fn(), config.algorithm, 4)
-  state = process.initialize()
-  times = []
-  for r in range(1, rounds + 1):
-    datasets = datasets_fn(r)
-    round_began = time.perf_counter()
-    state = process.next(state, datasets).state
-    times.append(time.perf_counter() - round_began)
-  weights = [np.asarray(w) for w in process.get_model_weights(state).trainable]
+  with resident.resident_shards(task.data) as kept:  # As `experiments.train` runs it.
+    process, inputs_fn = jobs.resident_process(task, config, kept)
+    state = process.initialize()
+    times = []
+    for r in range(1, rounds + 1):
+      round_began = time.perf_counter()
+      state = process.next(state, inputs_fn(r)).state
+      times.append(time.perf_counter() - round_began)
+    weights = [np.asarray(w) for w in process.get_model_weights(state).trainable]
   return np.asarray(times), time.perf_counter() - began, weights
 
 

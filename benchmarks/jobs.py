@@ -7,7 +7,7 @@ whose `algorithm` and `data` blocks say how it trains.
 import numpy as np
 
 from configs import heart_disease
-from tff_med import experiment
+from tff_med import experiment, fused
 from tff_med import task as task_lib
 from tff_med.data import client_data, shards
 
@@ -62,6 +62,16 @@ def resident_process(task, config, kept):
   """
   process, inputs_fn = experiment.process_and_inputs(config, task, plan(config), None, None, kept)
   return process, lambda round_num: inputs_fn(round_num, task.data.hospitals)
+
+
+def fused_process(task, config):
+  """tff_med's fused engine (`runtime.engine='fused'`) and round_num -> its datasets.
+
+  Raises:
+    ConfigError: The job's model is not one the fused engine runs (cnn).
+  """
+  process, datasets = fused.process_and_datasets(config, task, plan(config))
+  return process, lambda round_num: datasets(round_num, task.data.hospitals)
 
 
 def datasets_fn(task, config):

@@ -5,7 +5,7 @@ r"""Steady-round time of the pipeline vs plain-TensorFlow references doing the s
 A job (`benchmarks/jobs.py`: heart, 4 hospitals of 199/172/30/85 rows, logistic
 regression, 100 SGD steps of batch 4 per hospital per round; or cnn, small_cnn
 on 4 synthetic shards of 512 28x28 images, 16 steps of batch 32), FedAvg
-weighted by examples, run six ways in one process on the same batches:
+weighted by examples, run six or seven ways in one process on the same batches:
 
 * tff_med: the learning process the main job builds (TFF, DATASET_ITERATOR loop),
   its worker reading each hospital's shard from the files tff_med keeps for it
@@ -17,7 +17,10 @@ weighted by examples, run six ways in one process on the same batches:
   over its dataset (GradientTape SGD steps), then the weighted mean in Python;
 * fused: the whole round (all clients' steps and the mean) in one `tf.function`;
 * fused + XLA: the same, the training and mean compiled with `jit_compile=True`
-  (each client's batches read into one tensor first, in the same graph).
+  (each client's batches read into one tensor first, in the same graph);
+* tff_med's fused engine (`runtime.engine='fused'`, `tff_med/fused.py`): TFF's
+  model, optimizers and checks with each hospital's round compiled by XLA, plus
+  the training metrics TFF reports; dense models only (not run on cnn).
 
 Rounds are interleaved (round r of every implementation, then round r + 1), so
 machine noise hits all alike. Prints the median steady round of each, its ratio
@@ -37,7 +40,7 @@ import tensorflow_federated as tff  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
-from tff_med import algorithms, metrics, runtime  # noqa: E402
+from tff_med import algorithms, errors, metrics, runtime  # noqa: E402
 from tff_med.data import resident  # noqa: E402
 
 _ROUNDS = flags.DEFINE_integer('rounds', 30, 'Rounds per implementation (first 5 are warm-up).')
@@ -166,6 +169,10 @@ def main(argv):
       'fused tf.function': _plain(task, datasets_fn, lr, fused=True),
       'fused tf.function + XLA': _plain_xla(task, datasets_fn, lr, config.data.local_steps),
     }
+    try:
+      implementations['tff_med, fused engine (XLA)'] = _tff(*jobs.fused_process(task, config))
+    except errors.ConfigError as e:
+      print(f'fused engine not run: {e}')
     times = {name: [] for name in implementations}
     for r in range(1, rounds + 1):  # Interleaved: machine noise hits every implementation alike.
       for name, (step, _) in implementations.items():
