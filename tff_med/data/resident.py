@@ -58,7 +58,6 @@ class ResidentShards:
 
   def __init__(self, data: FederatedShards, directory: str):
     self.hospitals = data.hospitals
-    self.num_classes = data.num_classes
     self.test_labels = {s.hospital: s.y_test for s in data.shards}
     first = data.shards[0]
     self._x_spec = (tf.as_dtype(first.x_train.dtype), [None, *first.x_train.shape[1:]])
