@@ -4,12 +4,14 @@ Each returns `(task, config)`: a `tff_med.task.Task` and the experiment config
 whose `algorithm` and `data` blocks say how it trains.
 """
 
+import contextlib
+
 import numpy as np
 
 from configs import heart_disease
-from tff_med import experiment, fused
+from tff_med import experiment, fused, runtime
 from tff_med import task as task_lib
-from tff_med.data import client_data, shards
+from tff_med.data import client_data, resident, shards
 
 
 def heart():
@@ -48,6 +50,18 @@ def cnn():
 
 
 JOBS = {'heart': heart, 'cnn': cnn}
+
+
+@contextlib.contextmanager
+def loaded(name: str):
+  """Yields (task, config, kept): job `name` under a local TFF worker this block owns.
+
+  `kept` is the job's shards written for that worker (`data.resident.ResidentShards`).
+  """
+  with runtime.local_runtime():
+    task, config = JOBS[name]()
+    with resident.resident_shards(task.data) as kept:
+      yield task, config, kept
 
 
 def plan(config) -> client_data.LocalTraining:

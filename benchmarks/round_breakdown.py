@@ -19,7 +19,6 @@ round builds fresh datasets, as training does):
   (what `experiments.train` runs).
 """
 
-import contextlib
 import os
 import time
 
@@ -32,8 +31,7 @@ from absl import app, flags  # noqa: E402
 from tensorflow_federated.python.core.impl.executors import value_serialization  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
-from tff_med import algorithms, runtime  # noqa: E402
-from tff_med.data import resident  # noqa: E402
+from tff_med import algorithms  # noqa: E402
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
 _ROUNDS = flags.DEFINE_integer('rounds', 20, 'Rounds per piece (the first 5 are warm-up).')
@@ -72,10 +70,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   tf.get_logger().setLevel('ERROR')
   rounds = _ROUNDS.value
-  with contextlib.ExitStack() as stack:
-    stack.enter_context(runtime.local_runtime())
-    task, config = jobs.JOBS[_JOB.value]()
-    kept = stack.enter_context(resident.resident_shards(task.data))
+  with jobs.loaded(_JOB.value) as (task, config, kept):
     datasets_fn = jobs.datasets_fn(task, config)
 
     sequence_type = tff.SequenceType(tff.types.tensorflow_to_type(datasets_fn(0)[0].element_spec))

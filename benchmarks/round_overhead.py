@@ -28,7 +28,6 @@ to the tf.data + GradientTape reference, and the largest weight difference from
 tff_med after the same rounds.
 """
 
-import contextlib
 import os
 import time
 
@@ -40,8 +39,7 @@ import tensorflow_federated as tff  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
-from tff_med import algorithms, errors, metrics, runtime  # noqa: E402
-from tff_med.data import resident  # noqa: E402
+from tff_med import algorithms, errors, metrics  # noqa: E402
 
 _ROUNDS = flags.DEFINE_integer('rounds', 30, 'Rounds per implementation (first 5 are warm-up).')
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'heart (overhead-bound) or cnn.')
@@ -145,10 +143,7 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   tf.get_logger().setLevel('ERROR')
   rounds = _ROUNDS.value
-  with contextlib.ExitStack() as stack:
-    stack.enter_context(runtime.local_runtime())
-    task, config = jobs.JOBS[_JOB.value]()
-    kept = stack.enter_context(resident.resident_shards(task.data))
+  with jobs.loaded(_JOB.value) as (task, config, kept):
     datasets_fn = jobs.datasets_fn(task, config)
 
     lr = config.algorithm.client_learning_rate
