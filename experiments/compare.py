@@ -5,17 +5,13 @@ r"""Local vs pooled vs federated, with clinical metrics, over seeds (FLamby's pr
 Kept thin: the study is `tff_med.study.compare.run_study`, which notebooks call too.
 """
 
-import os
+import tensorflow  # noqa: F401  (before app.run; see experiments/train.py)
+from absl import flags
+from ml_collections import config_flags
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from experiments import console, study_main
 
-import tensorflow  # noqa: E402, F401  (before app.run; see experiments/train.py)
-from absl import app, flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from experiments import study_main  # noqa: E402
-
-from tff_med.study import compare  # noqa: E402
+from tff_med.study import compare
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Study config file.', lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory (default: runs/<config name>).')
@@ -25,4 +21,4 @@ main = study_main.config_main(_CONFIG, _WORKDIR, compare.run_study)
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])
-  app.run(main)
+  console.run(main)

@@ -6,25 +6,23 @@ r"""Run at each hospital: serve this hospital's shards to the consortium's coord
 DIR holds `<hospital>/train.csv` and `<hospital>/test.csv` for each hospital
 served (usually one). The shards are validated here, then TFF's worker starts
 with DIR as its working directory; the coordinator sends only shard names and
-model weights. With TLS flags, only clients holding a certificate signed by the
+model weights. The label is each study's choice: the coordinator names it when
+it asks for the schema, and this hospital checks its label values then. With
+TLS flags, only clients holding a certificate signed by the
 consortium CA get through; the raw TFF worker listens on --worker_port, which
 the hospital must keep closed to the network (see the README). Logs one line
 when ready; SIGINT or SIGTERM stops the TFF worker it started.
 """
 
-import os
+import tensorflow  # noqa: F401  (before app.run; see experiments/train.py)
+from absl import app, flags
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+from experiments import console
 
-import tensorflow  # noqa: E402, F401  (before app.run; see experiments/train.py)
-from absl import app, flags  # noqa: E402
-
-from tff_med.deployment import hospital  # noqa: E402
+from tff_med.deployment import hospital
 
 _DATA_ROOT = flags.DEFINE_string('data_root', None, 'Directory of this hospital’s shards.')
 _PORT = flags.DEFINE_integer('port', None, 'Port the coordinator connects to.')
-_LABEL = flags.DEFINE_string('label', 'heart_disease', 'Label column of the shards.')
-_NUM_CLASSES = flags.DEFINE_integer('num_classes', 2, 'Number of label classes.')
 _TLS_CERT = flags.DEFINE_string('tls_cert', '', 'This hospital’s certificate (PEM).')
 _TLS_KEY = flags.DEFINE_string('tls_key', '', 'This hospital’s private key (PEM).')
 _TLS_CA = flags.DEFINE_string('tls_ca', '', 'The consortium CA certificate (PEM).')
@@ -39,8 +37,6 @@ def main(argv):
   config = hospital.HospitalConfig(
     data_root=_DATA_ROOT.value,
     port=_PORT.value,
-    label=_LABEL.value,
-    num_classes=_NUM_CLASSES.value,
     tls_cert=_TLS_CERT.value,
     tls_key=_TLS_KEY.value,
     tls_ca=_TLS_CA.value,
@@ -51,4 +47,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['data_root', 'port'])
-  app.run(main)
+  console.run(main)

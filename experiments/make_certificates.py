@@ -10,6 +10,8 @@ pair and ca.pem; the coordinator gets coordinator.pem/.key and ca.pem.
 
 from absl import app, flags
 
+from experiments import console
+
 from tff_med.deployment import certificates
 
 _OUT = flags.DEFINE_string('out', 'certs', 'Output directory.')
@@ -34,4 +36,4 @@ def main(argv):
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['sites'])
-  app.run(main)
+  console.run(main)

@@ -7,12 +7,10 @@ The input needs the model's feature columns (any order, extra columns are
 copied through); `--hospital` is needed when the run standardized per hospital.
 """
 
-import os
-
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
 import tensorflow  # noqa: F401  (before app.run; see experiments/train.py)
 from absl import app, flags
+
+from experiments import console
 
 from tff_med import export
 
@@ -30,4 +28,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  console.run(main)

@@ -4,6 +4,8 @@ import os
 
 from absl import app
 
+from experiments import console
+
 
 def config_main(config_flag, workdir_flag, run_fn):
   """Returns an absl `main` that runs `run_fn(config, workdir)`; workdir defaults to runs/<name>."""
@@ -15,6 +17,8 @@ def config_main(config_flag, workdir_flag, run_fn):
 
     tf.get_logger().setLevel('ERROR')
     config = config_flag.value
-    run_fn(config, workdir_flag.value or os.path.join('runs', config.name))
+    workdir = workdir_flag.value or os.path.join('runs', config.name)
+    console.log_to_workdir(workdir)
+    run_fn(config, workdir)
 
   return main

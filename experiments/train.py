@@ -10,15 +10,15 @@ notebook calls too.
 
 import os
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Before TensorFlow is imported.
 
 # TensorFlow must be imported before `app.run`: imported inside `main`, Keras 2.14
 # builds graph-mode tensors and functional models fail ("SymbolicTensor has no
 # attribute 'node'").
 import tensorflow
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
 
+from experiments import console
 from tff_med import experiment
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -33,10 +33,10 @@ def main(argv):
   tensorflow.get_logger().setLevel('ERROR')  # Keeps SavedModel chatter off the progress lines.
   config = _CONFIG.value
   workdir = _WORKDIR.value or os.path.join('runs', config.name)
-  logging.info('Config:\n%s', config)
+  console.log_to_workdir(workdir)  # The config itself is in <workdir>/config.json.
   experiment.train(config, workdir)
 
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])
-  app.run(main)
+  console.run(main)

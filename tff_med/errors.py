@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 
-class ShardError(ValueError):
+class UserError(Exception):
+  """An error whose message alone tells the user what to fix.
+
+  The binaries print such an error as one line (its class and message) and exit
+  non-zero; the traceback is only shown with `--verbosity`.
+  """
+
+
+class ShardError(UserError, ValueError):
   """A per-hospital shard breaks the shard contract.
 
   The message always starts with where the problem is (hospital, file, column,
@@ -39,12 +47,20 @@ class ShardError(ValueError):
     super().__init__(f'{prefix}: {problem}' if prefix else problem)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
   """A config field holds a value tff_med cannot use."""
 
 
-class NonFiniteUpdateError(RuntimeError):
+class NonFiniteUpdateError(UserError, RuntimeError):
   """A round produced a non-finite client update or aggregate and the config says stop."""
+
+
+class WorkerError(UserError, RuntimeError):
+  """A TFF worker could not be started or stopped."""
+
+
+class DeploymentError(UserError, RuntimeError):
+  """A hospital's worker cannot be reached, is not ready, or lacks its shard."""
 
 
 def unknown_name_error(kind: str, name: str, valid) -> ConfigError:

@@ -25,6 +25,7 @@ CHECKPOINT_DIR = 'checkpoints'
 TENSORBOARD_DIR = 'tensorboard'
 METRICS_CSV = 'metrics.csv'
 CONFIG_JSON = 'config.json'
+LOG_FILE = 'log.txt'  # INFO logging of the binaries (experiments/console.py).
 
 
 def eval_key(hospital: str, metric: str) -> str:

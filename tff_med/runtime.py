@@ -37,6 +37,8 @@ import tensorflow_federated as tff
 # Not exported by TFF; its test context is the only user (see execution_context).
 from tensorflow_federated.python.core.backends.test import compiler as test_compiler
 
+from tff_med.errors import WorkerError  # noqa: F401  (raised here; callers catch runtime.WorkerError)
+
 _PR_SET_PDEATHSIG = 1
 _M_ARENA_MAX = -8  # mallopt parameter, glibc's malloc.h.
 # glibc gives threads their own malloc arenas (up to 8 per core); TF's thread
@@ -69,10 +71,6 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
   except OSError:
     return False
   return bool(libc.mallopt(_M_ARENA_MAX, arenas))
-
-
-class WorkerError(RuntimeError):
-  """A TFF worker could not be started or stopped."""
 
 
 def _die_with_parent() -> None:

@@ -24,16 +24,12 @@ import tensorflow_federated as tff
 
 from tff_med.deployment import certificates
 from tff_med.deployment.addresses import split_address
-from tff_med.errors import ConfigError
+from tff_med.errors import ConfigError, DeploymentError
 
 _GRPC_OPTIONS = [
   ('grpc.max_receive_message_length', 2_000_000_000),
   ('grpc.max_send_message_length', 2_000_000_000),
 ]
-
-
-class DeploymentError(RuntimeError):
-  """A hospital's worker cannot be reached, is not ready, or lacks its shard."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +72,15 @@ def tls_preflight(address: str, tls: TlsFiles, timeout: float) -> str | None:
   except OSError as e:
     return f'cannot connect: {e.strerror or e}'
   return None
+
+
+def _connect_problem(address: str, timeout: float) -> str | None:
+  """Why a TCP connection to `address` fails ('connection refused': nothing listens), or None."""
+  try:
+    with socket.create_connection(split_address(address), timeout=timeout):
+      return None
+  except OSError as e:
+    return f'cannot connect: {e.strerror or e}'
 
 
 def _async_context(stub) -> tff.framework.AsyncExecutionContext:
@@ -179,9 +184,14 @@ class RemoteFederation:
     )
     if self._tls is not None:
       reason = tls_preflight(address, self._tls, timeout=5)
-      if reason:
-        message += f' ({reason})'
-    return message + '; is experiments.hospital_worker running there?'
+    else:
+      reason = _connect_problem(address, timeout=5)
+    if reason:
+      message += f' ({reason})'
+    return message + (
+      '; is experiments.hospital_worker running there? A worker that stopped at start '
+      '(a bad shard, a port in use) printed why on its own console.'
+    )
 
   def _timeout_error(self, hospitals: list[str]) -> DeploymentError:
     silent = [
