@@ -27,10 +27,15 @@ class _Memory:
     pass
 
 
-def _run(tmp_path, on_non_finite, engine):
+def _run(tmp_path, on_non_finite, engine, broken=('beta',)):
   raw = shards.load_csv_shards(write_shards(tmp_path), label='outcome')
-  broken = dataclasses.replace(raw['beta'], x_train=np.full_like(raw['beta'].x_train, np.nan))
-  raw = dataclasses.replace(raw, shards=[raw['alpha'], broken])  # A hospital sending garbage.
+  raw = dataclasses.replace(  # Hospitals sending garbage.
+    raw,
+    shards=[
+      dataclasses.replace(s, x_train=np.full_like(s.x_train, np.nan)) if s.hospital in broken else s
+      for s in raw.shards
+    ],
+  )
   config = heart_disease.get_config()
   memory = _Memory()
   with runtime.local_runtime():
@@ -85,3 +90,9 @@ def test_zeroed_update_is_counted_and_the_hospital_named(tmp_path, caplog, engin
 def test_on_non_finite_error_stops_the_run(tmp_path, engine):
   with pytest.raises(NonFiniteUpdateError, match=r'Round 1: .*\(beta\)'):
     _run(tmp_path, 'error', engine)
+
+
+@ENGINES
+def test_a_run_whose_every_round_was_zeroed_does_not_end_as_a_success(tmp_path, engine):
+  with pytest.raises(NonFiniteUpdateError, match='every round from 1 to 2 was non-finite'):
+    _run(tmp_path, 'warn', engine, broken=('alpha', 'beta'))

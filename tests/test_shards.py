@@ -1,12 +1,13 @@
 """The shard contract and every bad input it must name precisely."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
 
 from tests.shard_fixtures import HEADER, TABLES, with_rows, write_shards
-from tff_med.data.shards import load_csv_shards
+from tff_med.data.shards import check_csv_shards, load_csv_shards
 from tff_med.errors import ConfigError, ShardError
 
 
@@ -145,3 +146,80 @@ def test_missing_label_column_is_an_error(tmp_path):
 def test_unknown_missing_policy_is_a_config_error(tmp_path):
   with pytest.raises(ConfigError, match='drop_rows'):
     load(write_shards(tmp_path), missing='ignore')
+
+
+def test_the_shard_that_differs_from_the_others_is_named_with_a_separator_hint(tmp_path):
+  write_shards(tmp_path, {**TABLES, 'gamma': TABLES['beta']})
+  semicolons = [r.replace(',', ';') for r in TABLES['alpha']['train']]
+  write_shards(tmp_path, {'alpha': {'train': semicolons}}, HEADER.replace(',', ';'))
+  with pytest.raises(
+    ShardError,
+    match=r"hospital 'alpha', file '.*alpha/train.csv': columns differ from those of the other 5 "
+    r'shard files: .*separated by something other than commas',
+  ):
+    load(tmp_path)
+
+
+def test_a_value_too_large_for_float32_names_the_cell(tmp_path):
+  write_shards(tmp_path, with_rows('beta', 'train', ['66,1e308,1,1', '50,23.4,0,0']))
+  with pytest.raises(
+    ShardError, match=r"hospital 'beta', .*column 'bmi', row 1: value '1e308' is too large"
+  ):
+    load(tmp_path)
+
+
+def test_a_file_that_is_not_utf8_names_the_file_and_row(tmp_path):
+  write_shards(tmp_path)
+  path = tmp_path / 'beta' / 'test.csv'
+  path.write_bytes(path.read_bytes() + 'Z\xfcrich,1,1,1\n'.encode('latin-1'))
+  with pytest.raises(
+    ShardError,
+    match=r"hospital 'beta', file '.*beta/test.csv': is not UTF-8 text: byte 0xfc in row 3",
+  ):
+    load(tmp_path)
+
+
+def test_the_label_listed_as_a_feature_is_refused(tmp_path):
+  with pytest.raises(ConfigError, match="data.features lists the label column 'outcome'"):
+    load(write_shards(tmp_path), features=('age', 'outcome'))
+
+
+@pytest.mark.parametrize('link', ['hospital', 'file'])
+def test_links_leading_outside_the_root_are_refused(tmp_path, link):
+  root, outside = tmp_path / 'root', tmp_path / 'outside'
+  write_shards(root)
+  write_shards(outside)
+  if link == 'hospital':
+    shutil.rmtree(root / 'beta')
+    os.symlink(outside / 'beta', root / 'beta')
+  else:
+    os.remove(root / 'beta' / 'train.csv')
+    os.symlink(outside / 'beta' / 'train.csv', root / 'beta' / 'train.csv')
+  with pytest.raises(
+    ShardError,
+    match=r"hospital 'beta', .*is a link to .*/outside/beta.*, outside the shard root .*/root; copy",
+  ):
+    load(root)
+
+
+def test_a_link_inside_the_root_is_followed(tmp_path):
+  write_shards(tmp_path)
+  os.rename(tmp_path / 'beta' / 'test.csv', tmp_path / 'beta' / 'test_v2.csv')
+  os.symlink('test_v2.csv', tmp_path / 'beta' / 'test.csv')
+  assert len(load(tmp_path)['beta'].y_test) == 2
+
+
+def test_one_class_training_shard_and_single_hospital_are_warned_about(tmp_path, caplog):
+  tables = {'alpha': with_rows('alpha', 'train', ['61,27.5,1,1', '70,31.0,1,1'])['alpha']}
+  load(write_shards(tmp_path, tables))
+  warnings = [r.getMessage() for r in caplog.records if r.levelname == 'WARNING']
+  assert any('Only one hospital (alpha)' in w for w in warnings)
+  assert any('Hospital alpha: every training label in' in w and 'is 1' in w for w in warnings)
+
+
+def test_a_hospital_worker_checks_every_numeric_cell_without_a_label(tmp_path):
+  write_shards(tmp_path)
+  assert check_csv_shards(str(tmp_path)) == ['alpha', 'beta']
+  write_shards(tmp_path, with_rows('beta', 'test', ['48,,0,0']))
+  with pytest.raises(ShardError, match=r"hospital 'beta', .*column 'bmi', row 1: value is missing"):
+    check_csv_shards(str(tmp_path))

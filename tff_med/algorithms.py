@@ -13,6 +13,7 @@ aggregator so non-finite client updates are counted (see `non_finite`).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import tensorflow_federated as tff
@@ -102,17 +103,35 @@ ALGORITHMS = {
 }
 
 
-def build_optimizer(name: str, learning_rate: float, momentum: float = 0.0):
+def build_optimizer(
+  name: str, learning_rate: float, momentum: float = 0.0, *, side: str = 'client'
+):
   """Returns `tff.learning.optimizers` optimizer `name`.
 
+  Args:
+    name: A key of `OPTIMIZERS`.
+    learning_rate: Its learning rate (positive and finite).
+    momentum: Its momentum (SGD only).
+    side: 'client' or 'server', to name the config field in errors.
+
   Raises:
-    ConfigError: Unknown name, or a learning rate that is not positive.
+    ConfigError: Unknown name, or a learning rate that is not positive and finite.
   """
   if name not in OPTIMIZERS:
-    raise unknown_name_error('optimizer', name, OPTIMIZERS)
-  if not learning_rate > 0:
-    raise ConfigError(f'learning rate of optimizer {name!r} must be > 0, got {learning_rate}')
+    raise unknown_name_error(f'{side} optimizer', name, OPTIMIZERS)
+  if not 0 < learning_rate < math.inf:
+    raise ConfigError(
+      f'algorithm.{side}_learning_rate (the {side} optimizer {name!r}) must be a positive '
+      f'number, got {learning_rate}'
+    )
   return OPTIMIZERS[name](learning_rate, momentum)
+
+
+def client_optimizer(config):
+  """The hospitals' optimizer, from an `algorithm` config block."""
+  return build_optimizer(
+    config.client_optimizer, config.client_learning_rate, config.client_momentum
+  )
 
 
 def validate(config) -> None:
@@ -127,7 +146,8 @@ def validate(config) -> None:
     raise ConfigError(f'trim_fraction must be in [0, 0.5), got {config.trim_fraction}')
   if config.name == 'fedprox' and not config.proximal_strength > 0:
     raise ConfigError(f'fedprox needs proximal_strength > 0, got {config.proximal_strength}')
-  build_optimizer(config.client_optimizer, config.client_learning_rate, config.client_momentum)
+  client_optimizer(config)
+  server_optimizer(config)
 
 
 def server_optimizer(config):
@@ -137,6 +157,7 @@ def server_optimizer(config):
     config.server_optimizer or default.optimizer,
     config.server_learning_rate or default.learning_rate,
     config.server_momentum if config.server_momentum is not None else default.momentum,
+    side='server',
   )
 
 
@@ -161,9 +182,7 @@ def build_learning_process(
   server = server_optimizer(config)
   if config.name == 'fedsgd':
     return tff.learning.algorithms.build_fed_sgd(model_fn, server_optimizer_fn=server, **common)
-  client = build_optimizer(
-    config.client_optimizer, config.client_learning_rate, config.client_momentum
-  )
+  client = client_optimizer(config)
   weighting = WEIGHTINGS[config.client_weighting]
   if config.name == 'fedprox':
     return tff.learning.algorithms.build_weighted_fed_prox(
@@ -201,7 +220,7 @@ def build_attacked_learning_process(
     )
   inner = tff.learning.templates.build_model_delta_client_work(
     model_fn,
-    build_optimizer(config.client_optimizer, config.client_learning_rate, config.client_momentum),
+    client_optimizer(config),
     WEIGHTINGS[config.client_weighting],
     loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR,
   )

@@ -66,8 +66,16 @@ def validate_training(config) -> None:
   if config.algorithm.clients_per_round < 0:
     raise ConfigError('algorithm.clients_per_round must be >= 0 (0 means every hospital)')
   algorithms.validate(config.algorithm)
+  local_training(config.data)
+  if config.data.eval_batch_size < 1:
+    raise ConfigError(f'data.eval_batch_size must be >= 1, got {config.data.eval_batch_size}')
   if config.runtime.engine not in fused.ENGINES:
     raise unknown_name_error('engine', config.runtime.engine, fused.ENGINES)
+
+
+def local_training(data) -> client_data.LocalTraining:
+  """How each hospital trains per round, from the `data` block (checked)."""
+  return client_data.LocalTraining(data.batch_size, data.local_steps, data.local_epochs)
 
 
 def loop_settings(training) -> dict:
@@ -240,9 +248,7 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     return coordinator.train_remote(config, workdir, print_fn=print_fn)
   validate_training(config)
   t = config.training
-  plan = client_data.LocalTraining(
-    config.data.batch_size, config.data.local_steps, config.data.local_epochs
-  )
+  plan = local_training(config.data)
   secure = config.algorithm.aggregator == 'secure'
   if secure:
     logging.warning('%s', SECURE_EMULATION_WARNING)

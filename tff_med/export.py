@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tff_med.data import csv_reader
 from tff_med.data.scaling import Standardizer
-from tff_med.errors import ShardError
+from tff_med.errors import ConfigError, ShardError
 
 MODEL_DIR = 'model'
 MODEL_FILE = 'model.keras'
@@ -56,7 +56,7 @@ def load_exported(workdir: str):
   directory = os.path.join(workdir, MODEL_DIR)
   path = os.path.join(directory, MODEL_FILE)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'no exported model at {path}: did the training run finish?')
+    raise ConfigError(f'no exported model at {path}: did the training run finish?')
   with open(os.path.join(directory, PREPROCESSING_FILE)) as f:
     preprocessing = json.load(f)
   return tf.keras.models.load_model(path, compile=False), preprocessing
@@ -66,13 +66,13 @@ def _scaling_for(preprocessing: dict, hospital: str | None):
   scaling = preprocessing['scaling']
   hospitals = sorted(scaling['mean'])
   if scaling['mode'] == 'per_hospital' and hospital is None:
-    raise ValueError(
+    raise ConfigError(
       'this model standardizes per hospital: say which hospital the patients '
       f'come from (one of {hospitals})'
     )
   key = hospital if hospital is not None else hospitals[0]
   if key not in scaling['mean']:
-    raise ValueError(f'unknown hospital {hospital!r}; the model knows {hospitals}')
+    raise ConfigError(f'unknown hospital {hospital!r}; the model knows {hospitals}')
   return np.asarray(scaling['mean'][key]), np.asarray(scaling['std'][key])
 
 
@@ -83,19 +83,25 @@ def score_csv(workdir: str, input_path: str, output_path: str, hospital: str | N
     The number of rows scored.
 
   Raises:
-    ShardError: A feature column is missing, or a value is missing or not a number.
+    ShardError: A feature column is missing, or a value is missing, not a
+      number or too large.
+    ConfigError: No finished run in `workdir`, an unknown or missing
+      `hospital`, or no directory for `output_path`.
   """
+  directory = os.path.dirname(os.path.abspath(output_path))
+  if not os.path.isdir(directory):
+    raise ConfigError(f'--output {output_path}: directory {directory} does not exist')
   model, preprocessing = load_exported(workdir)
-  table = csv_reader.read_table(input_path, hospital or 'input')
+  mean, std = _scaling_for(preprocessing, hospital)
+  table = csv_reader.read_table(input_path, None)
   features = preprocessing['feature_names']
   missing = [f for f in features if f not in table.columns]
   if missing:
     raise ShardError(f'columns {missing} are missing; the model needs {features}', file=input_path)
-  x = np.stack([csv_reader.numeric_column(table, f, hospital or 'input') for f in features], 1)
+  x = np.stack([csv_reader.numeric_column(table, f, None) for f in features], 1)
   if np.isnan(x).any():
     row, col = np.argwhere(np.isnan(x))[0]
     raise ShardError('value is missing', file=input_path, column=features[col], row=int(row) + 1)
-  mean, std = _scaling_for(preprocessing, hospital)
   probabilities = model.predict(((x - mean) / std).astype(np.float32), verbose=0)
   names = (
     ['risk']

@@ -122,9 +122,7 @@ class FusedFedAvg:
       keras_model, loss=metrics.loss_fn(num_classes), input_spec=task.input_spec()
     )
     self._summed = [build() for build in metrics.metric_builders(num_classes)]
-    self._client_optimizer = algorithms.build_optimizer(
-      config.client_optimizer, config.client_learning_rate, config.client_momentum
-    )
+    self._client_optimizer = algorithms.client_optimizer(config)
     self._server_optimizer = algorithms.server_optimizer(config)
     self._uniform = config.client_weighting == 'uniform'
     self._steps = local_steps

@@ -76,9 +76,7 @@ def build_private_learning_process(
   check_compatible(config, plan)
   a = config.algorithm
   algorithms.validate(a)
-  client_optimizer = algorithms.build_optimizer(
-    a.client_optimizer, a.client_learning_rate, a.client_momentum
-  )
+  client_optimizer = algorithms.client_optimizer(a)
   if plan.level == 'patient':
     return algorithms.compose_fed_avg(
       model_fn,

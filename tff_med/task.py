@@ -91,6 +91,9 @@ def load_shards(data_config) -> shards.FederatedShards:
   source = data_config.source
   if source not in DATA_SOURCES:
     raise unknown_name_error('data source', source, DATA_SOURCES)
+  for field in ('root', 'label', 'num_classes'):
+    if data_config[field] is None:
+      raise ConfigError(f'set data.{field} (e.g. --config.data.{field}=...)')
   if source == 'npz':
     return npz_shards.load_npz_shards(data_config.root, num_classes=data_config.num_classes)
   if source == 'heart_disease':

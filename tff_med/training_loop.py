@@ -105,7 +105,10 @@ def run_rounds(
     A `LoopResult`.
 
   Raises:
-    NonFiniteUpdateError: A non-finite update and `on_non_finite == 'error'`.
+    NonFiniteUpdateError: A non-finite update and `on_non_finite == 'error'`;
+      or, whatever `on_non_finite` says, every round run left the model
+      unchanged (all updates zeroed or the aggregate rejected): such a run
+      trained nothing and must not end as a success.
   """
   route = route or (lambda hospitals: contextlib.nullcontext())
   with route(hospitals_fn(1)):
@@ -117,7 +120,7 @@ def run_rounds(
     stopping.best, stopping.best_round = float(saved['best']), int(saved['best_round'])
     logging.info('Resuming from the checkpoint of round %d.', start)
   state = (saved or initial)['state']
-  evaluation, reason, faults = None, None, []
+  evaluation, reason, faults, unchanged = None, None, [], 0
   if start == 0:
     evaluation = evaluate_fn(process.get_model_weights(state))
     run_sync(release_manager.release(flatten_eval(evaluation), 0))
@@ -137,6 +140,7 @@ def run_rounds(
       process, state, metrics, round_num, hospitals, datasets_fn, on_non_finite, route
     ):
       faults.append(round_num)
+      unchanged += _model_unchanged(metrics, hospitals)
     state = output.state
     last = round_num == rounds
     if last or round_num % eval_every == 0:
@@ -146,11 +150,22 @@ def run_rounds(
     run_sync(release_manager.release(metrics, round_num))
     if last or reason or round_num % checkpoint_every == 0:
       run_sync(state_manager.save(_program_state(state, round_num, stopping), round_num))
+  if round_num > start and unchanged == round_num - start:
+    raise NonFiniteUpdateError(
+      f'every round from {start + 1} to {round_num} was non-finite (see the warnings above): '
+      'the model never changed. Check the shards for extreme values, or lower the learning rate.'
+    )
   if evaluation is None:  # Resumed at the end: evaluate the restored model.
     evaluation = evaluate_fn(process.get_model_weights(state))
   return LoopResult(
     state, round_num, reason or f'completed all {rounds} rounds', evaluation, start or None, faults
   )
+
+
+def _model_unchanged(metrics, hospitals) -> bool:
+  """True when a round's aggregate was rejected or every hospital's update was zeroed."""
+  zeroed = metrics[f'{outputs.TRAIN_PREFIX}{non_finite.ZERO_WEIGHT_CLIENTS}']
+  return bool(metrics[f'{outputs.TRAIN_PREFIX}update_non_finite']) or zeroed >= len(hospitals)
 
 
 def _report_faults(

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from tff_med.data.shards import FederatedShards
+from tff_med.errors import ConfigError
 
 
 def labels(y: np.ndarray, num_classes: int) -> np.ndarray:
@@ -50,10 +51,10 @@ class LocalTraining:
 
   def __post_init__(self):
     if self.batch_size < 1:
-      raise ValueError(f'batch_size must be >= 1, got {self.batch_size}')
+      raise ConfigError(f'data.batch_size must be >= 1, got {self.batch_size}')
     if (self.local_steps > 0) == (self.local_epochs > 0):
-      raise ValueError(
-        'set exactly one of local_steps and local_epochs to a positive number, '
+      raise ConfigError(
+        'set exactly one of data.local_steps and data.local_epochs to a positive number, '
         f'got local_steps={self.local_steps}, local_epochs={self.local_epochs}'
       )
 

@@ -16,6 +16,10 @@ import numpy as np
 
 from tff_med.errors import ShardError
 
+# Features train as float32: a larger magnitude would become infinite there, and
+# every update of the hospital non-finite.
+LARGEST_VALUE = float(np.finfo(np.float32).max)
+
 # Spellings of "no value" found in the wild (UCI uses '?').
 MISSING_TOKENS = frozenset({'', 'na', 'nan', 'null', 'none', '?'})
 _TRUE = frozenset({'true', 'yes'})
@@ -41,24 +45,34 @@ class CsvTable:
     return len(self.cells)
 
 
-def read_table(path: str, hospital: str) -> CsvTable:
+def read_table(path: str, hospital: str | None) -> CsvTable:
   """Reads `path` and checks its shape (header, field counts, truncation).
 
   Args:
-    path: A CSV file with a header row.
-    hospital: The hospital id, for error messages.
+    path: A CSV file with a header row, in UTF-8.
+    hospital: The hospital id, for error messages (None outside a federation).
 
   Returns:
     The parsed `CsvTable`.
 
   Raises:
-    ShardError: The file is missing, empty, has duplicate or blank column names,
-      or a row whose field count differs from the header (a truncated file).
+    ShardError: The file is missing, not UTF-8, empty, has duplicate or blank
+      column names, or a row whose field count differs from the header (a
+      truncated file).
   """
   if not os.path.isfile(path):
     raise ShardError('file does not exist', hospital=hospital, file=path)
-  with open(path, newline='', encoding='utf-8-sig') as f:
-    text = f.read()
+  with open(path, 'rb') as f:
+    raw = f.read()
+  try:
+    text = raw.decode('utf-8-sig')
+  except UnicodeDecodeError as e:
+    line = raw[: e.start].count(b'\n')  # The header is row 0, as in every other message.
+    raise ShardError(
+      f'is not UTF-8 text: byte 0x{raw[e.start]:02x} in row {line} (save the file as UTF-8)',
+      hospital=hospital,
+      file=path,
+    ) from None
   rows = list(csv.reader(text.splitlines()))
   if not rows:
     raise ShardError('file is empty (no header row)', hospital=hospital, file=path)
@@ -112,18 +126,23 @@ def is_text_column(table: CsvTable, column: str) -> bool:
   return bool(present) and all(v is None for v in present)
 
 
-def numeric_column(table: CsvTable, column: str, hospital: str) -> np.ndarray:
+def numeric_column(table: CsvTable, column: str, hospital: str | None) -> np.ndarray:
   """Returns `column` as float64, NaN where missing.
 
   Raises:
-    ShardError: A cell is not a number, or is infinite.
+    ShardError: A cell is not a number, is infinite, or is too large for float32.
   """
   index = table.columns.index(column)
   out = np.empty(table.num_rows, dtype=np.float64)
   for number, row in enumerate(table.cells, start=1):
     value = parse_number(row[index])
-    if value is None or math.isinf(value):
-      what = 'is not a number' if value is None else 'is infinite'
+    if value is None or abs(value) > LARGEST_VALUE:
+      if value is None:
+        what = 'is not a number'
+      elif math.isinf(value):
+        what = 'is infinite'
+      else:
+        what = f'is too large (beyond float32, whose largest value is {LARGEST_VALUE:.3g})'
       raise ShardError(
         f'value {row[index]!r} {what}',
         hospital=hospital,

@@ -11,7 +11,13 @@ import zipfile
 
 import numpy as np
 
-from tff_med.data.shards import FederatedShards, HospitalShard, discover_hospitals
+from tff_med.data.shards import (
+  FederatedShards,
+  HospitalShard,
+  discover_hospitals,
+  shard_file,
+  warn_if_one_class,
+)
 from tff_med.errors import ShardError
 
 _MEDMNIST_KEYS = {'train': ('train_images', 'train_labels'), 'test': ('test_images', 'test_labels')}
@@ -43,19 +49,19 @@ def load_npz_shards(root: str, *, num_classes: int) -> FederatedShards:
 
 
 def _load_hospital(root: str, hospital: str, num_classes: int) -> HospitalShard:
-  directory = os.path.join(root, hospital)
-  single = os.path.join(directory, 'data.npz')
+  single = shard_file(root, hospital, 'data.npz')
   arrays, files = {}, []
   for split in ('train', 'test'):
     if os.path.isfile(single):
       path, (x_key, y_key) = single, _MEDMNIST_KEYS[split]
     else:
-      path, x_key, y_key = os.path.join(directory, f'{split}.npz'), 'x', 'y'
+      path, x_key, y_key = shard_file(root, hospital, f'{split}.npz'), 'x', 'y'
     x, y = _read_pair(path, x_key, y_key, hospital)
     arrays[split] = (_as_images(x, path, hospital), _as_labels(y, path, hospital, num_classes))
     files.append(path)
   if not len(arrays['train'][1]):
     raise ShardError('training shard has no rows', hospital=hospital, file=files[0])
+  warn_if_one_class(arrays['train'][1], hospital, files[0])
   (x_train, y_train), (x_test, y_test) = arrays['train'], arrays['test']
   return HospitalShard(hospital, x_train, y_train, x_test, y_test, sorted(set(files)))
 

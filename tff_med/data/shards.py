@@ -9,6 +9,7 @@ dropped without saying so (see `MissingPolicy`). Plain NumPy, no TFF.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -66,7 +67,8 @@ def discover_hospitals(root: str) -> list[str]:
   """Returns the sorted hospital ids (sub-directories) under `root`.
 
   Raises:
-    ShardError: `root` is missing or holds no hospital directory.
+    ShardError: `root` is missing, holds no hospital directory, or a hospital
+      directory is a link to a place outside `root`.
   """
   if not root or not os.path.isdir(root):
     raise ShardError(f'shard root {root!r} does not exist or is not a directory')
@@ -78,7 +80,39 @@ def discover_hospitals(root: str) -> list[str]:
       f'shard root {root!r} is empty: expected one directory per hospital, '
       'each with train.csv and test.csv'
     )
+  for hospital in hospitals:
+    _check_inside_root(root, os.path.join(root, hospital), hospital)
+  if len(hospitals) == 1:
+    logging.warning(
+      'Only one hospital (%s) under %s: this run is local training, not a federation.',
+      hospitals[0],
+      root,
+    )
   return hospitals
+
+
+def shard_file(root: str, hospital: str, name: str) -> str:
+  """The path of a hospital's shard file, refused if it links outside `root`.
+
+  The manifest records the paths read; a link leading elsewhere would make it
+  name a file that was not the one read.
+
+  Raises:
+    ShardError: The file (or its directory) resolves to a place outside `root`.
+  """
+  path = os.path.join(root, hospital, name)
+  _check_inside_root(root, path, hospital)
+  return path
+
+
+def _check_inside_root(root: str, path: str, hospital: str) -> None:
+  real_root, real = os.path.realpath(root), os.path.realpath(path)
+  if os.path.commonpath([real_root, real]) != real_root:
+    raise ShardError(
+      f'is a link to {real}, outside the shard root {real_root}; copy the data into the root',
+      hospital=hospital,
+      file=path,
+    )
 
 
 def load_csv_shards(
@@ -110,11 +144,7 @@ def load_csv_shards(
     raise ConfigError(f'Unknown missing-value policy {missing!r}; valid: {MISSING_POLICIES}')
   if num_classes < 2:
     raise ConfigError(f'num_classes must be >= 2, got {num_classes}')
-  tables = {
-    h: {s: csv_reader.read_table(os.path.join(root, h, f'{s}.csv'), h) for s in SPLITS}
-    for h in discover_hospitals(root)
-  }
-  _check_same_columns(tables)
+  tables = _read_tables(root)
   first = next(iter(tables.values()))['train']
   if label not in first.columns:
     raise ShardError(
@@ -127,27 +157,83 @@ def load_csv_shards(
   return FederatedShards(shards, names, label, num_classes)
 
 
+def _read_tables(root: str) -> dict[str, dict[str, csv_reader.CsvTable]]:
+  """hospital -> split -> its CSV table, with the columns checked to agree."""
+  tables = {
+    h: {s: csv_reader.read_table(shard_file(root, h, f'{s}.csv'), h) for s in SPLITS}
+    for h in discover_hospitals(root)
+  }
+  _check_same_columns(tables)
+  return tables
+
+
+def check_csv_shards(root: str) -> list[str]:
+  """Checks every hospital's CSV shards before any study names its label; returns the hospitals.
+
+  What a hospital's worker runs at start: the files, their shape and columns,
+  and every numeric cell (complete and finite). The label and its classes are
+  the coordinator's choice and are checked when it asks (`remote_data`).
+
+  Raises:
+    ShardError: As `load_csv_shards`, naming the hospital, file, column and row.
+  """
+  tables = _read_tables(root)
+  for column in _feature_names(tables, label=None, features=None):
+    for hospital, splits in tables.items():
+      for table in splits.values():
+        values = csv_reader.numeric_column(table, column, hospital)
+        if np.isnan(values).any():
+          raise ShardError(
+            'value is missing (a hospital worker serves complete shards)',
+            hospital=hospital,
+            file=table.path,
+            column=column,
+            row=int(np.argmax(np.isnan(values))) + 1,
+          )
+  for hospital, splits in tables.items():
+    if not splits['train'].num_rows:
+      raise ShardError('training shard has no rows', hospital=hospital, file=splits['train'].path)
+  return list(tables)
+
+
 def _check_same_columns(tables) -> None:
-  hospitals = list(tables)
-  reference = tables[hospitals[0]]['train']
-  expected = set(reference.columns)
-  for h in hospitals:
-    for split in SPLITS:
-      table = tables[h][split]
-      missing = sorted(expected - set(table.columns))
-      extra = sorted(set(table.columns) - expected)
-      if missing or extra:
-        raise ShardError(
-          f'columns differ from {reference.path}: missing {missing}, extra {extra}',
-          hospital=h,
-          file=table.path,
-        )
+  check_same_columns([(h, t.path, t.columns) for h in tables for t in tables[h].values()])
+
+
+def check_same_columns(files: list[tuple[str, str, Sequence[str]]]) -> None:
+  """Every shard file has the columns most of them have; one that differs is named.
+
+  Args:
+    files: (hospital, file, header columns) of every shard file.
+
+  Raises:
+    ShardError: A file's columns differ from the majority's, naming its
+      hospital and file, the columns it lacks and the ones it adds.
+  """
+  column_sets = collections.Counter(frozenset(columns) for _, _, columns in files)
+  expected, agreeing = column_sets.most_common(1)[0]
+  for hospital, path, columns in files:
+    if set(columns) == expected:
+      continue
+    problem = (
+      f'columns differ from those of the other {agreeing} shard files: missing '
+      f'{sorted(expected - set(columns))}, extra {sorted(set(columns) - expected)}'
+    )
+    if len(columns) == 1 and any(sep in columns[0] for sep in ';\t|'):
+      problem += (
+        ' (the header is one column: is the file separated by something other than commas?)'
+      )
+    raise ShardError(problem, hospital=hospital, file=path)
 
 
 def _feature_names(tables, label, features) -> list[str]:
   first_hospital = next(iter(tables))
   first = tables[first_hospital]['train']
   if features:
+    if label in features:
+      raise ConfigError(
+        f'data.features lists the label column {label!r}: the model would be trained on its answer'
+      )
     unknown = [f for f in features if f not in first.columns]
     if unknown:
       raise ShardError(
@@ -188,6 +274,7 @@ def _build_shard(hospital, tables, names, label, num_classes, missing) -> Hospit
     arrays[split] = (x, y.astype(np.int32))
   if not len(arrays['train'][1]):
     raise ShardError('training shard has no rows', hospital=hospital, file=tables['train'].path)
+  warn_if_one_class(arrays['train'][1], hospital, tables['train'].path)
   if missing == 'impute_mean':
     arrays, note = _impute_with_train_mean(arrays, names)
     if note:
@@ -248,6 +335,19 @@ def _impute_with_train_mean(arrays, names):
     arrays[split] = (np.where(gaps, means, x), y)
   note = f'impute_mean: filled missing values in {touched} rows' if touched else None
   return arrays, note
+
+
+def warn_if_one_class(y_train: np.ndarray, hospital: str, path: str) -> None:
+  """Logs a warning when a hospital's training labels hold a single class."""
+  classes = np.unique(y_train)
+  if len(classes) == 1:
+    logging.warning(
+      'Hospital %s: every training label in %s is %d; its updates can only push the model '
+      'towards that class.',
+      hospital,
+      path,
+      int(classes[0]),
+    )
 
 
 def _check_labels(y, table, label, hospital, num_classes) -> None:

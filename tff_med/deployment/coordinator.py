@@ -95,9 +95,7 @@ def train_remote(config, workdir: str, *, print_fn=print) -> experiment.RunResul
   """
   experiment.validate_training(config)
   workers = validate_deployment(config)
-  plan = client_data.LocalTraining(
-    config.data.batch_size, config.data.local_steps, config.data.local_epochs
-  )
+  plan = experiment.local_training(config.data)
   federation = _federation(config, workers)
   with runtime.local_runtime(
     max_concurrent_computation_calls=config.runtime.max_concurrent_computation_calls
