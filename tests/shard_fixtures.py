@@ -31,3 +31,23 @@ def with_rows(hospital, split, rows):
   tables = {h: dict(s) for h, s in TABLES.items()}
   tables[hospital][split] = rows
   return tables
+
+
+def write_digit_shards(root, hospitals=('alpha', 'beta', 'gamma', 'delta')) -> str:
+  """scikit-learn's 8x8 digit images (shipped with it) as `.npz` shards, 10 classes.
+
+  The images are dealt round-robin to the hospitals; each keeps a quarter of its
+  share for testing. Pixels are uint8 (0..16), as an image export would store them.
+  """
+  import numpy as np
+  from sklearn.datasets import load_digits
+
+  digits = load_digits()
+  x, y = digits.images.astype(np.uint8), digits.target.astype(np.int64)
+  for i, hospital in enumerate(hospitals):
+    xs, ys = x[i :: len(hospitals)], y[i :: len(hospitals)]
+    cut = len(xs) * 3 // 4
+    os.makedirs(os.path.join(root, hospital), exist_ok=True)
+    np.savez(os.path.join(root, hospital, 'train.npz'), x=xs[:cut], y=ys[:cut])
+    np.savez(os.path.join(root, hospital, 'test.npz'), x=xs[cut:], y=ys[cut:])
+  return str(root)

@@ -61,3 +61,30 @@ def test_image_shards_keep_their_shape(mode):
   scaled = scaling.standardize(data, scaling.fit_standardizer(data, mode))
   assert scaled.shards[0].x_train.shape == x.shape
   assert scaled.shards[0].x_test.shape == (1, 4, 4, 1)
+
+
+@pytest.mark.parametrize('mode', ['federated', 'per_hospital'])
+def test_images_are_standardized_per_channel(mode):
+  # Federated scaling of (rows, 8, 8, 1) images once failed with a raw TypeError
+  # (the statistics computation expected one value per feature name).
+  rng = np.random.default_rng(0)
+  images = {
+    h: rng.normal(loc, 2.0, (6, 8, 8, 3)).astype(np.float32) for h, loc in (('a', 1), ('b', 5))
+  }
+  y = np.zeros(6, np.int32)
+  data = FederatedShards(
+    [HospitalShard(h, x, y, x[:2], y[:2], files=[f'{h}.npz']) for h, x in images.items()],
+    [f'pixel_{i}' for i in range(8 * 8 * 3)],
+    'label',
+    2,
+  )
+  with runtime.local_runtime():
+    standardizer = scaling.fit_standardizer(data, mode, federated_moments)
+  assert standardizer.mean['a'].shape == (3,)
+  scaled = scaling.standardize(data, standardizer)
+  if mode == 'federated':
+    pooled = np.concatenate([s.x_train for s in scaled.shards])
+  else:
+    pooled = scaled.shards[0].x_train
+  np.testing.assert_allclose(pooled.mean((0, 1, 2)), 0, atol=1e-5)
+  np.testing.assert_allclose(pooled.std((0, 1, 2)), 1, atol=1e-4)

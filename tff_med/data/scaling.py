@@ -9,6 +9,10 @@ Two modes, named in the config (`data.scaling`):
 * 'per_hospital': each hospital standardizes with its own training statistics
   (FLamby's choice for Fed-Heart-Disease); nothing leaves the hospital at all.
 * 'none': features are used as they are.
+
+Image shards (examples of shape height x width x channels) are standardized per
+channel in either mode: the statistics are taken over every pixel of a channel,
+as image pipelines normalize, so a hospital's sums are one number per channel.
 """
 
 from __future__ import annotations
@@ -97,7 +101,7 @@ def fit_standardizer(data: FederatedShards, mode: str, federated_moments=None) -
   Raises:
     ConfigError: `mode` is unknown.
   """
-  arrays = {s.hospital: s.x_train for s in data.shards}
+  arrays = {s.hospital: _per_channel(s.x_train) for s in data.shards}
   return standardizer_from_moments(
     mode,
     data.hospitals,
@@ -109,6 +113,11 @@ def fit_standardizer(data: FederatedShards, mode: str, federated_moments=None) -
     ),
     federated_moments=lambda: federated_moments(list(arrays.values())),
   )
+
+
+def _per_channel(x: np.ndarray) -> np.ndarray:
+  """Images (rows, height, width, channels) as (pixels, channels); tables as they are."""
+  return x.reshape(-1, x.shape[-1]) if x.ndim > 2 else x
 
 
 def standardize(data: FederatedShards, standardizer: Standardizer) -> FederatedShards:
