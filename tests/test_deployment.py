@@ -13,8 +13,11 @@ from tests.deployment_fixtures import HospitalProcess, split_heart_shards
 from tff_med import experiment, export, runtime
 from tff_med.data import heart_disease as heart_data
 from tff_med.deployment import addresses, hospital
-from tff_med.deployment.federation import DeploymentError
-from tff_med.errors import ConfigError
+from tff_med.deployment import schema
+from tff_med.deployment.federation import DeploymentError, RemoteFederation
+from tff_med.errors import ConfigError, ShardError
+
+pytestmark = pytest.mark.slow  # hospital workers as subprocesses
 
 HOSPITALS = ['cleveland', 'hungary', 'switzerland', 'va_long_beach']
 
@@ -91,8 +94,51 @@ def test_a_worker_without_the_hospitals_shard_is_named(workers, tmp_path):
 
 
 def test_hospitals_whose_columns_disagree_are_refused(workers, tmp_path):
-  config = remote_config(spec({'cleveland': workers['a'].address, 'odd': workers['c'].address}))
-  with pytest.raises(ConfigError, match=r'hospital odd: odd/train.csv has columns .*extra'):
+  hospitals = {'cleveland': workers['a'].address, 'hungary': workers['a'].address}
+  config = remote_config(spec({**hospitals, 'odd': workers['c'].address}))
+  with pytest.raises(
+    ShardError,
+    match=r"hospital 'odd', file 'odd/train.csv': columns differ from those of the other 4 "
+    r"shard files: missing \[\], extra \['extra'\]",
+  ):
+    experiment.train(config, str(tmp_path), print_fn=lambda _: None)
+
+
+@pytest.mark.parametrize(
+  'label, num_classes, message',
+  [
+    ('age', 2, r"file 'cleveland/train.csv', column 'age', row 1: label is missing or not one of"),
+    ('oldpeak', 9, r"file 'cleveland/train.csv', column 'oldpeak', row 1: .*num_classes=9\)"),
+    ('outcome', 2, r"file 'cleveland/train.csv': label column 'outcome' not found"),
+  ],
+)
+def test_the_label_is_the_studys_choice_checked_at_the_hospital(
+  workers, tmp_path, label, num_classes, message
+):
+  # The workers were started without a label: each study names its own.
+  config = remote_config(spec({'cleveland': workers['a'].address}))
+  config.data.label, config.data.num_classes = label, num_classes
+  with pytest.raises(ShardError, match=r"hospital 'cleveland', " + message):
+    experiment.train(config, str(tmp_path), print_fn=lambda _: None)
+  assert not os.path.exists(tmp_path / 'config.json')  # Refused before writing anything.
+
+
+def test_a_worker_serves_whichever_label_the_study_names(workers):
+  federation = RemoteFederation({'cleveland': workers['a'].address})
+  federation.connect()
+  try:
+    data_config = heart_disease.get_config().data
+    data_config.label = 'sex'
+    found = schema.fetch_schema(federation, data_config)
+  finally:
+    federation.close()
+  assert 'heart_disease' in found.feature_names and 'sex' not in found.feature_names
+  assert found.label_counts['cleveland']['train'].sum() == found.rows['cleveland']['train']
+
+
+def test_a_worker_that_is_not_running_is_named_with_the_reason(tmp_path):
+  config = remote_config(f'cleveland=localhost:{runtime.free_port()}', ready_timeout=1.0)
+  with pytest.raises(DeploymentError, match=r'cannot connect: Connection refused.*own console'):
     experiment.train(config, str(tmp_path), print_fn=lambda _: None)
 
 
@@ -132,7 +178,7 @@ def test_a_hospital_worker_on_a_port_in_use_is_refused(heart_root):
   with socket.socket() as taken:
     taken.bind(('', 0))
     port = taken.getsockname()[1]
-    config = hospital.HospitalConfig(heart_root, port, label='heart_disease')
+    config = hospital.HospitalConfig(heart_root, port)
     with pytest.raises(ConfigError, match=f'port {port} cannot be used'):
       hospital.check(config)
 

@@ -12,6 +12,8 @@ from tff_med.deployment import certificates, hospital
 from tff_med.deployment.federation import DeploymentError
 from tff_med.errors import ConfigError
 
+pytestmark = pytest.mark.slow  # hospital workers behind TLS, as subprocesses
+
 
 @pytest.fixture(scope='module')
 def certs(tmp_path_factory):
@@ -88,7 +90,6 @@ def test_expired_certificates_are_refused_before_connecting(certs, tmp_path):
   config = hospital.HospitalConfig(
     str(tmp_path),
     1,
-    label='heart_disease',
     tls_cert=str(old / 'coordinator.pem'),
     tls_key=str(old / 'coordinator.key'),
     tls_ca=str(old / 'ca.pem'),
@@ -101,7 +102,6 @@ def test_a_certificate_signed_by_another_ca_is_named_at_the_hospital(certs, tmp_
   config = hospital.HospitalConfig(
     str(tmp_path),
     1,
-    label='heart_disease',
     tls_cert=str(certs / 'rogue' / 'coordinator.pem'),
     tls_key=str(certs / 'rogue' / 'coordinator.key'),
     tls_ca=str(certs / 'ok' / 'ca.pem'),

@@ -1,7 +1,8 @@
 """One hospital's side of a deployment: its shards checked, TFF's worker started beside them.
 
-`serve` validates the shards under `data_root` exactly as a simulation would
-(every bad row, column or file is named here, at the hospital), starts TFF's
+`serve` validates the shards under `data_root` (every bad row, column or file
+is named here, at the hospital; the label, which each study chooses, is checked
+when the coordinator asks for the schema), starts TFF's
 `worker_binary` with `data_root` as its working directory (the coordinator's
 shard names resolve there and nowhere else), optionally puts the mutual-TLS
 proxy in front of it, and stops everything on SIGINT or SIGTERM. The worker
@@ -32,8 +33,6 @@ class HospitalConfig:
 
   data_root: str
   port: int
-  label: str
-  num_classes: int = 2
   tls_cert: str = ''
   tls_key: str = ''
   tls_ca: str = ''
@@ -57,7 +56,7 @@ def check_port_free(port: int) -> None:
 
 
 def check(config: HospitalConfig) -> list[str]:
-  """Validates the TLS files and the shards; returns the hospitals served.
+  """Validates the TLS files and the shards (any study's label); returns the hospitals served.
 
   Raises:
     ConfigError: Incomplete, expired or foreign TLS files, or a port in use.
@@ -70,13 +69,11 @@ def check(config: HospitalConfig) -> list[str]:
     certificates.check_certificate(config.tls_cert, config.tls_ca, who='hospital worker')
   if not os.path.isdir(config.data_root):
     raise ConfigError(f'--data_root {config.data_root} is not a directory')
-  data = shards.load_csv_shards(
-    config.data_root, label=config.label, num_classes=config.num_classes, missing='error'
-  )
+  hospitals = shards.check_csv_shards(config.data_root)
   check_port_free(config.port)
   if config.worker_port:
     check_port_free(config.worker_port)
-  return data.hospitals
+  return hospitals
 
 
 class HospitalWorker:

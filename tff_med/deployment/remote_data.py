@@ -32,25 +32,42 @@ def _lines(path):
   return lines[0], lines[1:]
 
 
-@tff.tensorflow.computation(np.str_, np.str_)
-def describe_shard(path, label):
-  """(header line, data rows, label values) of a shard file on the worker.
+# A label cell the hospital accepts: a whole number, optionally written as '1.0'.
+_WHOLE_NUMBER = r'\s*[0-9]+(\.0*)?\s*'
 
-  The label values come back as a histogram over 0..max label: aggregate
-  counts, never rows.
+
+@tff.tensorflow.computation(np.str_, np.str_, np.int32)
+def describe_shard(path, label, num_classes):
+  """(header line, data rows, label histogram, first bad label row) of a shard on the worker.
+
+  Runs at the hospital, for the label the coordinator's study names: the label
+  values come back as counts per class 0..num_classes-1 (aggregates, never
+  rows), and the 1-based number of the first row whose label is missing, not
+  a whole number or outside the classes (0 when every row is fine; -1 when the
+  file has no such column), so the coordinator can name the row without
+  seeing it.
   """
   header, rows = _lines(path)
-  columns = tf.strings.split(header, ',')
+  columns = tf.strings.strip(tf.strings.split(header, ','))
   index = tf.cast(tf.reshape(tf.where(tf.equal(columns, label)), [-1]), tf.int32)
-  index = tf.cond(tf.size(index) > 0, lambda: index[0], lambda: tf.constant(-1))
-  values = tf.strings.split(rows, ',')
-  labels = tf.cond(
-    index >= 0,
-    lambda: tf.strings.to_number(tf.gather(values, index, axis=1), tf.int64),
-    lambda: tf.zeros([0], tf.int64),
+  found = tf.size(index) > 0
+  index = tf.cond(found, lambda: index[0], lambda: tf.constant(0))
+  cells = tf.cond(
+    found,
+    lambda: tf.gather(tf.strings.split(rows, ','), index, axis=1),
+    lambda: tf.fill(tf.shape(rows), ''),
   )
-  histogram = tf.math.bincount(tf.cast(labels, tf.int32), dtype=tf.int64)
-  return header, tf.size(rows, out_type=tf.int64), histogram
+  whole = tf.strings.regex_full_match(cells, _WHOLE_NUMBER)
+  values = tf.strings.to_number(tf.where(whole, cells, '-1'), tf.float64)
+  valid = whole & (values < tf.cast(num_classes, tf.float64))
+  labels = tf.cast(tf.boolean_mask(values, valid), tf.int32)
+  histogram = tf.math.bincount(labels, minlength=num_classes, maxlength=num_classes, dtype=tf.int64)
+  invalid = tf.cast(tf.where(tf.logical_not(valid)), tf.int64)
+  bad_row = tf.cond(
+    tf.size(invalid) > 0, lambda: invalid[0, 0] + 1, lambda: tf.constant(0, tf.int64)
+  )
+  bad_row = tf.where(found, bad_row, tf.constant(-1, tf.int64))
+  return header, tf.size(rows, out_type=tf.int64), histogram, bad_row
 
 
 @dataclasses.dataclass(frozen=True)

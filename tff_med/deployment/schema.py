@@ -1,10 +1,11 @@
 """What the coordinator learns from the hospitals instead of their data: the shard schema.
 
-Each hospital's worker reports, per split, the CSV header, the row count and a
-histogram of the label values (`remote_data.describe_shard`). The coordinator
-refuses to start if the hospitals' columns disagree, if a label is outside the
-configured classes, or if a worker lacks a hospital's shard, naming the
-hospital and the file.
+Each hospital's worker reports, per split, the CSV header, the row count, a
+histogram of the study's label and the first row whose label is not one of the
+study's classes (`remote_data.describe_shard`: the label is the coordinator's
+choice, checked at the hospital). The coordinator refuses to start if the
+hospitals' columns disagree, if a label is bad, or if a worker lacks a
+hospital's shard, naming the hospital, the file, the column and the row.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from tff_med import models
 from tff_med import task as task_lib
 from tff_med.deployment import remote_data
 from tff_med.deployment.federation import DeploymentError, RemoteFederation
-from tff_med.errors import ConfigError
+from tff_med.data import shards
+from tff_med.errors import ConfigError, ShardError
 
 SPLITS = ('train', 'test')
 
@@ -39,11 +41,11 @@ class RemoteSchema:
     return list(self.rows)
 
 
-def _describe(federation: RemoteFederation, hospital: str, split: str, label: str):
+def _describe(federation: RemoteFederation, hospital: str, split: str, label, num_classes):
   path = f'{hospital}/{split}.csv'
   try:
     with federation.route([hospital]):
-      header, rows, histogram = remote_data.describe_shard(path, label)
+      header, rows, histogram, bad_row = remote_data.describe_shard(path, label, num_classes)
   except DeploymentError:
     raise
   except Exception as e:  # The worker's error arrives as a gRPC error with its message.
@@ -56,7 +58,7 @@ def _describe(federation: RemoteFederation, hospital: str, split: str, label: st
     raise DeploymentError(
       f'hospital {hospital}: reading {path} on its worker failed: {detail[:500]}'
     ) from e
-  return header.decode(), int(rows), np.asarray(histogram)
+  return header.decode(), int(rows), np.asarray(histogram), int(bad_row)
 
 
 def fetch_schema(federation: RemoteFederation, data_config) -> RemoteSchema:
@@ -64,37 +66,43 @@ def fetch_schema(federation: RemoteFederation, data_config) -> RemoteSchema:
 
   Raises:
     DeploymentError: A worker lacks a hospital's shard or cannot read it.
-    ConfigError: Columns differ between hospitals or splits, the label or a
-      feature is missing, or a label value is outside 0..num_classes-1.
+    ShardError: A hospital's columns differ from the others', it lacks the
+      label column, or a label is not one of 0..num_classes-1 (with its row).
+    ConfigError: `data.features` names a column the shards lack, or the label.
   """
   label, num_classes = data_config.label, data_config.num_classes
-  reference = None
-  rows, counts = {}, {}
+  described, bad_rows, rows, counts = [], [], {}, {}
   for hospital in federation.hospitals:
     rows[hospital], counts[hospital] = {}, {}
     for split in SPLITS:
-      header, n, histogram = _describe(federation, hospital, split, label)
-      columns = tuple(c.strip() for c in header.split(','))
-      if reference is None:
-        reference = (hospital, split, columns)
-      elif columns != reference[2]:
-        raise ConfigError(
-          f'hospital {hospital}: {hospital}/{split}.csv has columns {list(columns)}, but '
-          f'{reference[0]}/{reference[1]}.csv has {list(reference[2])}; all shards must agree'
-        )
-      if label not in columns:
-        raise ConfigError(
-          f'hospital {hospital}: {hospital}/{split}.csv has no label column {label!r}'
-        )
-      if len(histogram) > num_classes:
-        raise ConfigError(
-          f'hospital {hospital}: {hospital}/{split}.csv, column {label!r} has label '
-          f'{len(histogram) - 1}, outside 0..{num_classes - 1} (data.num_classes={num_classes})'
-        )
-      rows[hospital][split] = n
-      counts[hospital][split] = np.pad(histogram, (0, num_classes - len(histogram)))
-  columns = reference[2]
+      header, n, histogram, bad_row = _describe(federation, hospital, split, label, num_classes)
+      path = f'{hospital}/{split}.csv'
+      described.append((hospital, path, tuple(c.strip() for c in header.split(','))))
+      bad_rows.append((hospital, path, bad_row))
+      rows[hospital][split], counts[hospital][split] = n, histogram
+  shards.check_same_columns(described)
+  for (hospital, path, bad_row), (_, _, columns) in zip(bad_rows, described, strict=True):
+    if bad_row < 0:
+      raise ShardError(
+        f'label column {label!r} not found; columns are {list(columns)}',
+        hospital=hospital,
+        file=path,
+      )
+    if bad_row > 0:
+      raise ShardError(
+        f'label is missing or not one of the classes {list(range(num_classes))} '
+        f'(data.num_classes={num_classes})',
+        hospital=hospital,
+        file=path,
+        column=label,
+        row=bad_row,
+      )
+  columns = described[0][2]
   features = tuple(data_config.features) or tuple(c for c in columns if c != label)
+  if label in data_config.features:
+    raise ConfigError(
+      f'data.features lists the label column {label!r}: the model would be trained on its answer'
+    )
   missing = [f for f in features if f not in columns]
   if missing:
     raise ConfigError(f'data.features {missing} are not columns of the shards: {list(columns)}')
