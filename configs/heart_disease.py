@@ -49,7 +49,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.algorithm.client_optimizer = 'sgd'
   config.algorithm.client_learning_rate = 0.01
   config.algorithm.client_momentum = 0.0
-  # None: the algorithm's default (e.g. SGD 1.0 for fedavg, Adam 0.01 for fedadam).
+  # None: the algorithm's default (e.g. SGD 1.0 for fedavg, Adam 0.3 for fedadam:
+  # tff_med/algorithms.py ALGORITHMS).
   config.algorithm.server_optimizer = ml_collections.config_dict.placeholder(str)
   config.algorithm.server_learning_rate = ml_collections.config_dict.placeholder(float)
   config.algorithm.server_momentum = ml_collections.config_dict.placeholder(float)

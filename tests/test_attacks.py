@@ -29,6 +29,7 @@ def accuracy(root, tmp_path, name, kind='none', aggregator='mean'):
   return evaluation.mean_over_hospitals(result.loop.final_eval, 'accuracy')
 
 
+@pytest.mark.slow
 def test_sign_flip_breaks_fedavg_and_the_median_resists(heart_root, tmp_path):
   clean = accuracy(heart_root, tmp_path, 'clean')
   attacked = accuracy(heart_root, tmp_path, 'attacked', 'sign_flip')

@@ -72,6 +72,7 @@ def test_clipping_bounds_each_patients_gradient():
   assert norm <= 3 * 0.1 * 0.01 + 1e-7
 
 
+@pytest.mark.slow
 def test_noise_is_seeded_and_scales_with_the_multiplier():
   a, _ = dp_update(noise=1.0, clip=1.0, seed=(1, 2))
   b, _ = dp_update(noise=1.0, clip=1.0, seed=(1, 2))

@@ -10,6 +10,8 @@ from configs import heart_disease_privacy
 from tff_med.errors import ConfigError
 from tff_med.study import privacy_sweep
 
+pytestmark = pytest.mark.slow  # whole studies
+
 
 def test_smoke_sweep_writes_table_plot_and_one_row_per_run(tmp_path):
   config = heart_disease_privacy.get_config('smoke')

@@ -9,6 +9,8 @@ from configs import heart_disease_robustness
 from tff_med.errors import ConfigError
 from tff_med.study import robustness
 
+pytestmark = pytest.mark.slow  # whole studies
+
 
 def test_smoke_study_writes_table_plot_and_one_row_per_run(tmp_path):
   config = heart_disease_robustness.get_config('smoke')

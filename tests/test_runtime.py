@@ -36,6 +36,7 @@ def test_stop_worker_stops_it_by_sigint_even_if_this_process_ignores_sigint():
   assert time.monotonic() - began < 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('sigint', ['default', 'ignored'])
 def test_worker_dies_when_its_python_process_is_killed(sigint):
   # A shell ignores SIGINT in what it starts in the background (`cmd &`, nohup),
@@ -58,6 +59,7 @@ def test_worker_dies_when_its_python_process_is_killed(sigint):
   assert not is_running(pid)
 
 
+@pytest.mark.slow
 def test_computations_outside_local_runtime_use_an_owned_worker():
   code = (
     'import tensorflow_federated as tff\n'
@@ -88,6 +90,7 @@ def test_worker_that_cannot_start_fails_fast_with_its_log():
       runtime.stop_worker(process)
 
 
+@pytest.mark.slow
 def test_leak_detector_sees_a_worker_left_by_tffs_default_context():
   # Without tff_med, TFF's default context leaves its worker running after exit;
   # the fixture that guards every test must see such an orphan.

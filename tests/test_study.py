@@ -12,6 +12,8 @@ from tests.shard_fixtures import with_rows, write_shards
 from tff_med.errors import ConfigError, ShardError
 from tff_med.study import compare
 
+pytestmark = pytest.mark.slow  # whole studies
+
 
 def tiny_config(root):
   config = heart_disease_compare.get_config('smoke')

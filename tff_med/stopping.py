@@ -1,4 +1,8 @@
-"""When to stop before `rounds`: no improvement for `patience` evaluations, or a target reached."""
+"""When to stop before `rounds`: no improvement for `patience` rounds, or a target reached.
+
+The metric is seen only at evaluated rounds (`training.eval_every`), so patience
+counts rounds since the best evaluation, checked at each evaluation.
+"""
 
 from __future__ import annotations
 
