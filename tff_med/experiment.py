@@ -31,6 +31,7 @@ from tff_med import task as task_lib
 from tff_med.data import client_data, resident
 from tff_med.errors import ConfigError, unknown_name_error
 from tff_med.stopping import StoppingRule
+from tff_med.survival import evaluation as survival_evaluation
 from tff_med.training_loop import LoopResult, run_rounds
 
 RESULTS_JSON = 'results.json'
@@ -71,6 +72,30 @@ def validate_training(config) -> None:
     raise ConfigError(f'data.eval_batch_size must be >= 1, got {config.data.eval_batch_size}')
   if config.runtime.engine not in fused.ENGINES:
     raise unknown_name_error('engine', config.runtime.engine, fused.ENGINES)
+  if task_lib.survival_columns(config.data):
+    _check_survival_support(config)
+
+
+def _check_survival_support(config) -> None:
+  """Refuses, in one place, what a survival study cannot run, naming each setting."""
+  refused = {
+    "privacy.level='patient' (the Cox partial likelihood has no per-patient form to clip)": (
+      config.privacy.level == 'patient'
+    ),
+    "attack.kind='label_flip' (survival targets have no classes to flip)": (
+      config.attack.kind == 'label_flip'
+    ),
+    "runtime.engine='fused' (proved on classification losses only)": (
+      config.runtime.engine == 'fused'
+    ),
+    "deployment.workers (the union's C-index compares patients across hospitals)": bool(
+      config.get('deployment') and config.deployment.workers
+    ),
+    f'data.source={config.data.source!r} (survival shards are CSV)': config.data.source == 'npz',
+  }
+  named = [name for name, on in refused.items() if on]
+  if named:
+    raise ConfigError(f'a survival study does not support {"; ".join(named)}')
 
 
 def local_training(data) -> client_data.LocalTraining:
@@ -193,13 +218,11 @@ def _round_metrics_fn(config, task, hospitals_fn, privacy_plan):
   return round_metrics
 
 
-def stopping_rule(config, hospitals: list[str]) -> StoppingRule:
+def stopping_rule(config, hospitals: list[str], kind: str = 'classification') -> StoppingRule:
   """The early-stopping rule; an active rule must watch a metric the run reports."""
   rule = StoppingRule(**config.to_dict())
   valid = [
-    outputs.eval_key(h, m)
-    for h in hospitals + [evaluation.ALL]
-    for m in ('loss', 'accuracy', 'auc')
+    outputs.eval_key(h, m) for h in hospitals + [evaluation.ALL] for m, _, _ in TABLE_COLUMNS[kind]
   ]
   if (rule.patience or rule.target is not None) and rule.metric not in valid:
     raise ConfigError(
@@ -208,18 +231,50 @@ def stopping_rule(config, hospitals: list[str]) -> StoppingRule:
   return rule
 
 
-def results_table(results: dict, test_sizes: dict, notes: dict) -> str:
+# Columns of the results table: (metric, heading, format); the first is not averaged.
+TABLE_COLUMNS = {
+  'classification': (
+    ('loss', 'loss', '.4f'),
+    ('accuracy', 'accuracy', '.3f'),
+    ('auc', 'AUC-ROC', '.3f'),
+  ),
+  'survival': (('loss', 'Cox loss', '.4f'), ('cindex', 'C-index', '.3f')),
+}
+# The metric a progress line shows and notes speak of: (key, name).
+HEADLINE = {'classification': ('auc', 'AUC'), 'survival': ('cindex', 'C-index')}
+
+
+def task_kind(data) -> str:
+  """'survival' for shards with a time column, else 'classification'."""
+  return 'survival' if getattr(data, 'survival', False) else 'classification'
+
+
+def results_table(
+  results: dict, test_sizes: dict, notes: dict, kind: str = 'classification'
+) -> str:
   """A markdown table of the final per-hospital metrics."""
-  lines = ['| test set | n | loss | accuracy | AUC-ROC |', '|---|---:|---:|---:|---:|']
+  columns = TABLE_COLUMNS[kind]
+  lines = [
+    '| test set | n | ' + ' | '.join(c[1] for c in columns) + ' |',
+    '|---|---:|' + '---:|' * len(columns),
+  ]
+
+  def cell(value, fmt):
+    return 'undefined' if math.isnan(value) else format(value, fmt)
+
   for name, m in results.items():
-    auc = 'undefined' if math.isnan(m['auc']) else f'{m["auc"]:.3f}'
-    lines.append(f'| {name} | {test_sizes[name]} | {m["loss"]:.4f} | {m["accuracy"]:.3f} | {auc} |')
-  mean_acc = evaluation.mean_over_hospitals(results, 'accuracy')
-  mean_auc = evaluation.mean_over_hospitals(results, 'auc')
-  lines.append(f'| mean over hospitals | | | {mean_acc:.3f} | {mean_auc:.3f} |')
+    cells = [
+      cell(m[metric], fmt) if metric != 'loss' else format(m[metric], fmt)
+      for metric, _, fmt in columns
+    ]
+    lines.append(f'| {name} | {test_sizes[name]} | ' + ' | '.join(cells) + ' |')
+  means = [
+    format(evaluation.mean_over_hospitals(results, metric), fmt) for metric, _, fmt in columns[1:]
+  ]
+  lines.append('| mean over hospitals | | | ' + ' | '.join(means) + ' |')
   for name, note in notes.items():
     if note:
-      lines.append(f'\n{name}: AUC undefined ({note}).')
+      lines.append(f'\n{name}: {HEADLINE[kind][1]} undefined ({note}).')
   return '\n'.join(lines)
 
 
@@ -263,7 +318,8 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     hospitals_fn = hospitals_per_round(
       task.data.hospitals, config.algorithm.clients_per_round, config.seed
     )
-    stopping = stopping_rule(t.stopping, task.data.hospitals)
+    kind = task_kind(task.data)
+    stopping = stopping_rule(t.stopping, task.data.hospitals, kind)
     attack = attacks.from_config(config.attack, task.data.hospitals)
     privacy_plan = privacy.plan(
       config, {s.hospital: len(s.y_train) for s in task.data.shards}, hospitals_fn
@@ -286,10 +342,15 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     )
     test_sizes = {s.hospital: len(s.y_test) for s in task.data.shards}
     test_sizes[evaluation.ALL] = sum(test_sizes.values())
-    state_manager, release_manager = outputs.create_managers(workdir, t.rounds, print_fn=print_fn)
-    evaluator = evaluation.FederatedEvaluator.resident(
-      task.model_fn(), shards, batch_size=config.data.eval_batch_size
+    state_manager, release_manager = outputs.create_managers(
+      workdir, t.rounds, print_fn=print_fn, headline=HEADLINE[kind]
     )
+    if kind == 'survival':
+      evaluator = survival_evaluation.SurvivalEvaluator(task.keras_model(), task.data)
+    else:
+      evaluator = evaluation.FederatedEvaluator.resident(
+        task.model_fn(), shards, batch_size=config.data.eval_batch_size
+      )
     loop = run_rounds(
       process,
       datasets_fn=datasets_fn,
@@ -328,6 +389,7 @@ def finish_run(
   `schema` is anything with `feature_names`, `label` and `num_classes` (the
   shards, or a remote federation's schema).
   """
+  kind = task_kind(schema)
   export.export_model(
     workdir,
     keras_model,
@@ -336,7 +398,7 @@ def finish_run(
     num_classes=schema.num_classes,
     standardizer=standardizer,
   )
-  table = results_table(loop.final_eval, test_sizes, notes)
+  table = results_table(loop.final_eval, test_sizes, notes, kind)
   if privacy_summary['level'] != 'none':
     table += '\n\n' + privacy_table(privacy_summary)
   _write_results(workdir, loop, table, notes, privacy_summary)
@@ -374,7 +436,9 @@ def _write_results(workdir, loop: LoopResult, table: str, notes: dict, privacy_s
         'non_finite_rounds': loop.non_finite_rounds,
         'final_eval': loop.final_eval,
         'mean_over_hospitals': {
-          m: evaluation.mean_over_hospitals(loop.final_eval, m) for m in ('loss', 'accuracy', 'auc')
+          m: evaluation.mean_over_hospitals(loop.final_eval, m)
+          for m in next(iter(loop.final_eval.values()))
+          if m != 'num_examples'
         },
         'undefined_metric_notes': {h: n for h, n in notes.items() if n},
         'privacy': privacy_summary,

@@ -1,4 +1,4 @@
-"""Keras loss and metrics for binary and multiclass risk models.
+"""Keras loss and metrics for binary and multiclass risk models, and survival models.
 
 TFF aggregates these across hospitals by summing their variables, so the
 "all hospitals" AUC is the AUC of the union of test sets, not a mean of AUCs.
@@ -7,6 +7,9 @@ TFF aggregates these across hospitals by summing their variables, so the
 from __future__ import annotations
 
 import tensorflow as tf
+
+from tff_med.data.targets import SURVIVAL_OUTPUTS
+from tff_med.survival.cox import CoxPartialLikelihood
 
 AUC_THRESHOLDS = 500
 
@@ -42,14 +45,23 @@ def loss_fn(num_classes: int, reduction: str = 'auto') -> tf.keras.losses.Loss:
   """Cross-entropy on probabilities, binary or sparse categorical.
 
   `reduction='none'` gives one loss per example (DP-SGD clips each one's gradient).
+  A survival model (`num_classes` 1) trains on the Cox partial likelihood.
   """
+  if num_classes == SURVIVAL_OUTPUTS:
+    return CoxPartialLikelihood(reduction=reduction)
   if num_classes == 2:
     return tf.keras.losses.BinaryCrossentropy(reduction=reduction)
   return tf.keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
 
 
 def metric_builders(num_classes: int) -> list:
-  """No-arg constructors of accuracy and AUC-ROC (TFF builds fresh ones per client)."""
+  """No-arg constructors of accuracy and AUC-ROC (TFF builds fresh ones per client).
+
+  A survival model has none: its C-index compares patients across batches and
+  hospitals (`tff_med.survival.evaluation`).
+  """
+  if num_classes == SURVIVAL_OUTPUTS:
+    return []
   if num_classes == 2:
     return [
       lambda: tf.keras.metrics.BinaryAccuracy(name='accuracy'),

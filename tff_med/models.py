@@ -2,7 +2,9 @@
 
 Builders know nothing of TFF: each returns an uncompiled `tf.keras.Model` whose
 last layer outputs probabilities (sigmoid for two classes, softmax otherwise),
-so the exported model predicts risks directly. Initializers and dropout are
+so the exported model predicts risks directly; for a survival study
+(`num_classes` 1) it outputs one linear risk score, a log hazard ratio (the
+linear model is then a Cox proportional-hazards model). Initializers and dropout are
 seeded, so a seeded run starts from the same weights every time.
 """
 
@@ -16,7 +18,7 @@ from tff_med.errors import unknown_name_error
 
 
 def _head(num_classes: int, seed: int) -> tf.keras.layers.Layer:
-  units, activation = (1, 'sigmoid') if num_classes == 2 else (num_classes, 'softmax')
+  units, activation = {1: (1, None), 2: (1, 'sigmoid')}.get(num_classes, (num_classes, 'softmax'))
   return tf.keras.layers.Dense(
     units,
     activation=activation,
@@ -28,7 +30,7 @@ def _head(num_classes: int, seed: int) -> tf.keras.layers.Layer:
 def logistic_regression(
   input_shape: Sequence[int], num_classes: int, *, seed: int = 0, **unused
 ) -> tf.keras.Model:
-  """A linear model (FLamby's Fed-Heart-Disease baseline)."""
+  """A linear model (FLamby's Fed-Heart-Disease and, as a Cox model, Fed-TCGA-BRCA baselines)."""
   del unused
   inputs = tf.keras.Input(shape=tuple(input_shape), name='features')
   x = tf.keras.layers.Flatten()(inputs) if len(input_shape) > 1 else inputs

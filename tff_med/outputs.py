@@ -49,17 +49,22 @@ class FiniteOnlyReleaseManager(tff.program.ReleaseManager):
 
 
 class ProgressReleaseManager(tff.program.ReleaseManager):
-  """Prints 'round i/N  seconds  train loss  latest eval AUC' for each round."""
+  """Prints 'round i/N  seconds  train loss  latest eval AUC' for each round.
+
+  `headline` is (metric, name) of the evaluation shown: ('auc', 'AUC') by
+  default, ('cindex', 'C-index') for a survival study.
+  """
 
   def __init__(
     self,
     total_rounds: int,
     print_fn: Callable[[str], None] = print,
-    auc_key: str = eval_key('all', 'auc'),
+    headline: tuple[str, str] = ('auc', 'AUC'),
   ):
     self._total = total_rounds
     self._print = print_fn
-    self._auc_key = auc_key
+    self._auc_key = eval_key('all', headline[0])
+    self._name = headline[1]
     self._last_auc = None
 
   async def release(self, value, key):
@@ -71,11 +76,11 @@ class ProgressReleaseManager(tff.program.ReleaseManager):
     if f'{TRAIN_PREFIX}loss' in value:
       parts.append(f'train loss {value[f"{TRAIN_PREFIX}loss"]:.4f}')
     if self._last_auc is not None:
-      parts.append(f'eval AUC {self._last_auc[0]:.4f} (round {self._last_auc[1]})')
+      parts.append(f'eval {self._name} {self._last_auc[0]:.4f} (round {self._last_auc[1]})')
     self._print('  '.join(parts))
 
 
-def create_managers(workdir: str, total_rounds: int, *, print_fn=print):
+def create_managers(workdir: str, total_rounds: int, *, print_fn=print, headline=('auc', 'AUC')):
   """Returns (program state manager, release manager) writing under `workdir`.
 
   Layout: `checkpoints/` (TFF `FileProgramStateManager`, atomic, last 3 kept),
@@ -90,7 +95,7 @@ def create_managers(workdir: str, total_rounds: int, *, print_fn=print):
         tff.program.TensorBoardReleaseManager(os.path.join(workdir, TENSORBOARD_DIR))
       ),
       tff.program.CSVFileReleaseManager(os.path.join(workdir, METRICS_CSV)),
-      ProgressReleaseManager(total_rounds, print_fn),
+      ProgressReleaseManager(total_rounds, print_fn, headline),
     ]
   )
   return state_manager, release_manager

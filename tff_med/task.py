@@ -14,11 +14,11 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from tff_med import metrics, models
-from tff_med.data import client_data, heart_disease, npz_shards, scaling, shards
+from tff_med.data import client_data, heart_disease, npz_shards, scaling, shards, tcga_brca
 from tff_med.errors import ConfigError, unknown_name_error
 from tff_med.federated_stats import federated_moments
 
-DATA_SOURCES = ('heart_disease', 'csv', 'npz')
+DATA_SOURCES = ('heart_disease', 'tcga_brca', 'csv', 'npz')
 
 
 @dataclasses.dataclass
@@ -86,24 +86,55 @@ def create_task(
   return task
 
 
+def survival_columns(data_config) -> tuple[str, str] | None:
+  """(event, time) of a survival config, None for a classification one.
+
+  Raises:
+    ConfigError: One of `data.event` and `data.time` without the other, or
+      either beside a classification label.
+  """
+  event, time = data_config.get('event') or None, data_config.get('time') or None
+  if event is None and time is None:
+    return None
+  if data_config.label:
+    given = 'data.time' if time else 'data.event'
+    raise ConfigError(
+      f'{given} is set on a classification config (data.label={data_config.label!r}); a '
+      'survival config sets data.event and data.time and no label (configs/survival_shards.py)'
+    )
+  if event is None or time is None:
+    raise ConfigError(
+      f'a survival config needs both data.event and data.time; data.{"event" if event is None else "time"} is not set'
+    )
+  return event, time
+
+
 def load_shards(data_config) -> shards.FederatedShards:
-  """Reads the shards named by a config's `data` block (writes the heart shards if absent)."""
+  """Reads the shards named by a config's `data` block (writes an embedded data set if absent)."""
   source = data_config.source
   if source not in DATA_SOURCES:
     raise unknown_name_error('data source', source, DATA_SOURCES)
-  for field in ('root', 'label', 'num_classes'):
+  survival = survival_columns(data_config)
+  required = ('root',) if survival else ('root', 'label', 'num_classes')
+  for field in required:
     if data_config[field] is None:
       raise ConfigError(f'set data.{field} (e.g. --config.data.{field}=...)')
   if source == 'npz':
     return npz_shards.load_npz_shards(data_config.root, num_classes=data_config.num_classes)
   if source == 'heart_disease':
     heart_disease.write_shards(data_config.root)
+  if source == 'tcga_brca':
+    tcga_brca.write_shards(data_config.root)
+  target = (
+    {'event': survival[0], 'time': survival[1]}
+    if survival
+    else {'label': data_config.label, 'num_classes': data_config.num_classes}
+  )
   return shards.load_csv_shards(
     data_config.root,
-    label=data_config.label,
     features=data_config.features or None,
-    num_classes=data_config.num_classes,
     missing=data_config.missing,
+    **target,
   )
 
 

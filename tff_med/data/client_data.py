@@ -16,11 +16,18 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from tff_med.data.shards import FederatedShards
+from tff_med.data.targets import SURVIVAL_OUTPUTS
 from tff_med.errors import ConfigError
 
 
 def labels(y: np.ndarray, num_classes: int) -> np.ndarray:
-  """Labels as the model's loss takes them: float32 [rows, 1] if binary, else int32 [rows]."""
+  """Labels as the model's loss takes them.
+
+  float32 [rows, 1] if binary, int32 [rows] for more classes, and float32
+  [rows, 2] (time, event) for a survival study (`num_classes` 1).
+  """
+  if num_classes == SURVIVAL_OUTPUTS:
+    return y.astype(np.float32)
   return y.astype(np.float32)[:, None] if num_classes == 2 else y.astype(np.int32)
 
 

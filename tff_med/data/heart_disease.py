@@ -17,6 +17,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from tff_med.data.split import write_once
+
 LABEL = 'heart_disease'
 HOSPITALS = {
   'Cleveland': 'cleveland',
@@ -71,21 +73,12 @@ def split_hospital(table: pd.DataFrame, seed: int = SPLIT_SEED):
 def write_shards(root: str) -> str:
   """Writes `<root>/<hospital>/{train,test}.csv` unless they already exist.
 
-  Files are written to a temporary name and renamed, so an interrupted first
-  run never leaves a half-written shard behind.
-
   Returns:
     `root`.
   """
   table = load_clean_table()
   for hospital in HOSPITALS.values():
     rows = table[table['hospital'] == hospital].drop(columns=['hospital'])
-    train, test = split_hospital(rows)
-    directory = os.path.join(root, hospital)
-    os.makedirs(directory, exist_ok=True)
-    for split, frame in (('train', train), ('test', test)):
-      path = os.path.join(directory, f'{split}.csv')
-      if not os.path.exists(path):
-        frame.to_csv(path + '.tmp', index=False)
-        os.replace(path + '.tmp', path)
+    for split, frame in zip(('train', 'test'), split_hospital(rows), strict=True):
+      write_once(frame, os.path.join(root, hospital, f'{split}.csv'))
   return root

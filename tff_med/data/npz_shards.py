@@ -16,8 +16,8 @@ from tff_med.data.shards import (
   HospitalShard,
   discover_hospitals,
   shard_file,
-  warn_if_one_class,
 )
+from tff_med.data.targets import warn_if_one_class
 from tff_med.errors import ShardError
 
 _MEDMNIST_KEYS = {'train': ('train_images', 'train_labels'), 'test': ('test_images', 'test_labels')}

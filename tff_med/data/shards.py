@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from absl import logging
 
-from tff_med.data import csv_reader
+from tff_med.data import csv_reader, targets
 from tff_med.errors import ConfigError, ShardError
 
 SPLITS = ('train', 'test')
@@ -49,8 +49,13 @@ class FederatedShards:
 
   shards: list[HospitalShard]
   feature_names: list[str]
-  label: str
-  num_classes: int
+  label: str  # The event column of a survival study.
+  num_classes: int  # targets.SURVIVAL_OUTPUTS for a survival study.
+  time: str | None = None  # The time column of a survival study; y is then [rows, 2] (time, event).
+
+  @property
+  def survival(self) -> bool:
+    return self.time is not None
 
   @property
   def hospitals(self) -> list[str]:
@@ -118,43 +123,54 @@ def _check_inside_root(root: str, path: str, hospital: str) -> None:
 def load_csv_shards(
   root: str,
   *,
-  label: str,
+  label: str | None = None,
   features: Sequence[str] | None = None,
   num_classes: int = 2,
   missing: str = 'error',
+  event: str | None = None,
+  time: str | None = None,
 ) -> FederatedShards:
   """Reads and validates every hospital's CSV shards under `root`.
 
   Args:
     root: Directory with one sub-directory per hospital.
-    label: Name of the label column (integer classes 0..num_classes-1).
-    features: Feature columns; by default every numeric column but the label.
+    label: Name of the label column (integer classes 0..num_classes-1); None
+      for a survival study.
+    features: Feature columns; by default every numeric column but the targets.
     num_classes: Number of label classes (2 for binary).
     missing: 'error' (default), 'drop_rows' or 'impute_mean' (the hospital's
       own training mean, so no statistic crosses hospitals).
+    event: For a survival study, the event column (1 observed, 0 censored).
+    time: For a survival study, the time column (non-negative).
 
   Returns:
     The validated `FederatedShards`.
 
   Raises:
     ShardError: A shard breaks the contract (see the module docstring).
-    ConfigError: `missing` or `num_classes` is not valid.
+    ConfigError: `missing` or `num_classes` is not valid, or the label is a feature.
   """
   if missing not in MISSING_POLICIES:
     raise ConfigError(f'Unknown missing-value policy {missing!r}; valid: {MISSING_POLICIES}')
-  if num_classes < 2:
-    raise ConfigError(f'num_classes must be >= 2, got {num_classes}')
+  if event is not None or time is not None:
+    target = targets.Survival(event, time)
+  else:
+    if num_classes < 2:
+      raise ConfigError(f'num_classes must be >= 2, got {num_classes}')
+    target = targets.ClassLabel(label, num_classes)
   tables = _read_tables(root)
   first = next(iter(tables.values()))['train']
-  if label not in first.columns:
-    raise ShardError(
-      f'label column {label!r} not found; columns are {first.columns}',
-      hospital=next(iter(tables)),
-      file=first.path,
-    )
-  names = _feature_names(tables, label, features)
-  shards = [_build_shard(h, t, names, label, num_classes, missing) for h, t in tables.items()]
-  return FederatedShards(shards, names, label, num_classes)
+  for column in target.columns:
+    if column not in first.columns:
+      role = 'label' if column == label else ('time' if column == time else 'event')
+      raise ShardError(
+        f'{role} column {column!r} not found; columns are {first.columns}',
+        hospital=next(iter(tables)),
+        file=first.path,
+      )
+  names = _feature_names(tables, target.columns, features)
+  shards = [_build_shard(h, t, names, target, missing) for h, t in tables.items()]
+  return FederatedShards(shards, names, target.columns[-1], target.num_classes, time)
 
 
 def _read_tables(root: str) -> dict[str, dict[str, csv_reader.CsvTable]]:
@@ -178,7 +194,7 @@ def check_csv_shards(root: str) -> list[str]:
     ShardError: As `load_csv_shards`, naming the hospital, file, column and row.
   """
   tables = _read_tables(root)
-  for column in _feature_names(tables, label=None, features=None):
+  for column in _feature_names(tables, target_columns=(), features=None):
     for hospital, splits in tables.items():
       for table in splits.values():
         values = csv_reader.numeric_column(table, column, hospital)
@@ -226,13 +242,18 @@ def check_same_columns(files: list[tuple[str, str, Sequence[str]]]) -> None:
     raise ShardError(problem, hospital=hospital, file=path)
 
 
-def _feature_names(tables, label, features) -> list[str]:
+def _feature_names(tables, target_columns, features) -> list[str]:
   first_hospital = next(iter(tables))
   first = tables[first_hospital]['train']
   if features:
-    if label in features:
+    listed = [c for c in target_columns if c in features]
+    if listed:
+      role = (
+        'label' if len(target_columns) == 1 else ('time', 'event')[target_columns.index(listed[0])]
+      )
       raise ConfigError(
-        f'data.features lists the label column {label!r}: the model would be trained on its answer'
+        f'data.features lists the {role} column {listed[0]!r}: the model would be trained on '
+        'its answer'
       )
     unknown = [f for f in features if f not in first.columns]
     if unknown:
@@ -242,7 +263,7 @@ def _feature_names(tables, label, features) -> list[str]:
         file=first.path,
       )
     return list(features)
-  candidates = [c for c in first.columns if c != label]
+  candidates = [c for c in first.columns if c not in target_columns]
   text = [
     c
     for c in candidates
@@ -258,23 +279,21 @@ def _feature_names(tables, label, features) -> list[str]:
   return names
 
 
-def _build_shard(hospital, tables, names, label, num_classes, missing) -> HospitalShard:
+def _build_shard(hospital, tables, names, target, missing) -> HospitalShard:
   notes = []
   arrays = {}
   for split in SPLITS:
     table = tables[split]
     x = np.stack([csv_reader.numeric_column(table, c, hospital) for c in names], axis=1)
-    y = csv_reader.numeric_column(table, label, hospital)
+    y = targets.read(target, table, hospital)
     if split == 'train':
       missing_rate = np.isnan(x).mean(axis=0) if len(x) else np.zeros(len(names))
-    x, y, note = _apply_missing_policy(x, y, table, names, label, hospital, missing)
+    x, y, note = _apply_missing_policy(x, y, table, names, target.columns, hospital, missing)
     if note:
       notes.append(note)
-    _check_labels(y, table, label, hospital, num_classes)
-    arrays[split] = (x, y.astype(np.int32))
-  if not len(arrays['train'][1]):
-    raise ShardError('training shard has no rows', hospital=hospital, file=tables['train'].path)
-  warn_if_one_class(arrays['train'][1], hospital, tables['train'].path)
+    if split == 'train' and not len(y):
+      raise ShardError('training shard has no rows', hospital=hospital, file=table.path)
+    arrays[split] = (x, target.check(y, table.path, hospital, split))
   if missing == 'impute_mean':
     arrays, note = _impute_with_train_mean(arrays, names)
     if note:
@@ -294,9 +313,9 @@ def _build_shard(hospital, tables, names, label, num_classes, missing) -> Hospit
   )
 
 
-def _apply_missing_policy(x, y, table, names, label, hospital, missing):
+def _apply_missing_policy(x, y, table, names, target_columns, hospital, missing):
   feature_gaps = np.isnan(x)
-  label_gaps = np.isnan(y)
+  label_gaps = np.isnan(y).any(axis=1)
   if not feature_gaps.any() and not label_gaps.any():
     return x, y, None
   if missing == 'drop_rows':
@@ -305,14 +324,15 @@ def _apply_missing_policy(x, y, table, names, label, hospital, missing):
     return x[keep], y[keep], note
   if missing == 'error' or label_gaps.any():
     if label_gaps.any():
-      row, column = int(np.argmax(label_gaps)), label
+      row = int(np.argmax(label_gaps))
+      column = target_columns[int(np.argmax(np.isnan(y[row])))]
     else:
       row, col = np.argwhere(feature_gaps)[0]
       column = names[col]
     hint = (
       "set data.missing='drop_rows' or 'impute_mean'"
       if missing == 'error'
-      else ('a missing label cannot be imputed')
+      else 'a missing target cannot be imputed'
     )
     raise ShardError(
       f'value is missing ({hint})',
@@ -335,29 +355,3 @@ def _impute_with_train_mean(arrays, names):
     arrays[split] = (np.where(gaps, means, x), y)
   note = f'impute_mean: filled missing values in {touched} rows' if touched else None
   return arrays, note
-
-
-def warn_if_one_class(y_train: np.ndarray, hospital: str, path: str) -> None:
-  """Logs a warning when a hospital's training labels hold a single class."""
-  classes = np.unique(y_train)
-  if len(classes) == 1:
-    logging.warning(
-      'Hospital %s: every training label in %s is %d; its updates can only push the model '
-      'towards that class.',
-      hospital,
-      path,
-      int(classes[0]),
-    )
-
-
-def _check_labels(y, table, label, hospital, num_classes) -> None:
-  bad = (y != np.round(y)) | (y < 0) | (y >= num_classes)
-  if bad.any():
-    row = int(np.argmax(bad))
-    raise ShardError(
-      f'label {y[row]:g} is outside the declared classes {list(range(num_classes))}',
-      hospital=hospital,
-      file=table.path,
-      column=label,
-      row=row + 1,
-    )

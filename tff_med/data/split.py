@@ -17,6 +17,17 @@ import pandas as pd
 from tff_med.errors import ShardError
 
 
+def write_once(frame: pd.DataFrame, path: str) -> None:
+  """Writes `frame` to the CSV `path` unless it exists, through a temporary name.
+
+  An interrupted first run never leaves a half-written shard behind.
+  """
+  if not os.path.exists(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    frame.to_csv(path + '.tmp', index=False)
+    os.replace(path + '.tmp', path)
+
+
 def site_directory_name(site: object) -> str:
   """A safe directory name for a site label ('VA Long Beach' -> 'va_long_beach')."""
   name = re.sub(r'[^0-9a-z]+', '_', str(site).strip().lower()).strip('_')

@@ -1,0 +1,141 @@
+"""Survival studies: the Cox loss, the C-index, survival shards and a federated Cox run."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifelines import CoxPHFitter
+
+from configs import tcga_brca as tcga_config
+from tests.shard_fixtures import write_shards
+from tff_med import experiment
+from tff_med.data import tcga_brca
+from tff_med.data.shards import load_csv_shards
+from tff_med.errors import ConfigError, ShardError
+from tff_med.survival import evaluation
+from tff_med.survival.cox import CoxPartialLikelihood
+
+SURVIVAL_HEADER = 'age,stage,event,days'
+SURVIVAL_TABLES = {
+  'alpha': {
+    'train': ['61,2,1,300', '45,1,0,900', '70,3,1,120', '38,1,0,1500'],
+    'test': ['55,2,1,400', '41,1,0,800'],
+  },
+  'beta': {
+    'train': ['66,3,1,200', '50,1,0,1000', '59,2,1,650'],
+    'test': ['48,1,0,700', '72,3,1,90'],
+  },
+}
+
+
+def load_survival(root, tables=None):
+  write_shards(root, tables or SURVIVAL_TABLES, SURVIVAL_HEADER)
+  return load_csv_shards(str(root), event='event', time='days')
+
+
+def test_cox_loss_equals_lifelines_partial_likelihood_without_ties():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=40)
+  time, event = rng.exponential(np.exp(-x)) * 10, (rng.random(40) < 0.7).astype(float)
+  fitted = CoxPHFitter().fit(pd.DataFrame({'x': x, 'T': time, 'E': event}), 'T', 'E')
+  risk = (fitted.params_['x'] * x)[:, None]
+  loss = float(CoxPartialLikelihood()(np.stack([time, event], 1), risk))
+  assert -loss * event.sum() == pytest.approx(fitted.log_likelihood_, abs=1e-9)
+
+
+def test_cox_loss_handles_ties_the_breslow_way_and_stays_finite():
+  # Times 1, 1, 2; events at both t=1; risks 0, ln 2, 0. Breslow: each t=1 event's
+  # risk set is all three patients: -(0 - ln 4) - (ln 2 - ln 4) = ln 8, over 2 events.
+  y = np.array([[1.0, 1.0], [1.0, 1.0], [2.0, 0.0]])
+  risk = np.array([[0.0], [math.log(2)], [0.0]])
+  assert float(CoxPartialLikelihood()(y, risk)) == pytest.approx(math.log(8) / 2)
+  assert math.isfinite(float(CoxPartialLikelihood()(y, risk * 1e5)))
+  assert float(CoxPartialLikelihood()(np.array([[1.0, 0.0]]), np.array([[3.0]]))) == 0.0
+
+
+def test_cindex_is_harrells_and_undefined_without_events():
+  y = np.array([[1.0, 1.0], [2.0, 1.0], [3.0, 0.0]])
+  assert evaluation.cindex(y, np.array([3.0, 2.0, 1.0])) == 1.0
+  assert evaluation.cindex(y, np.array([1.0, 2.0, 3.0])) == 0.0
+  censored = y.copy()
+  censored[:, 1] = 0
+  assert math.isnan(evaluation.cindex(censored, np.array([1.0, 2.0, 3.0])))
+  assert evaluation.undefined_reason(censored) == 'test shard has no observed event'
+
+
+@pytest.fixture
+def survival_root(tmp_path):
+  return tmp_path / 'shards'
+
+
+def test_survival_shards_read_time_and_event_and_keep_them_out_of_features(survival_root):
+  data = load_survival(survival_root)
+  assert data.survival and data.feature_names == ['age', 'stage']
+  np.testing.assert_array_equal(data['beta'].y_test, [[700, 0], [90, 1]])
+
+
+@pytest.mark.parametrize(
+  'row, message',
+  [
+    ('61,2,1,-3', r"column 'days', row 1: time is negative, got -3"),
+    ('61,2,2,300', r"column 'event', row 1: event must be 0 \(censored\) or 1 \(observed\), got 2"),
+    ('61,2,1,', r"column 'days', row 1: value is missing"),
+  ],
+)
+def test_bad_survival_targets_are_named(survival_root, row, message):
+  tables = {**SURVIVAL_TABLES, 'beta': {**SURVIVAL_TABLES['beta'], 'train': [row, '50,1,1,10']}}
+  with pytest.raises(ShardError, match=r"hospital 'beta', file '.*beta/train.csv', " + message):
+    load_survival(survival_root, tables)
+
+
+def test_a_training_shard_without_any_event_is_refused(survival_root):
+  tables = {**SURVIVAL_TABLES, 'beta': {**SURVIVAL_TABLES['beta'], 'train': ['66,3,0,200']}}
+  with pytest.raises(
+    ShardError, match=r"hospital 'beta', .*column 'event': the training shard has no observed event"
+  ):
+    load_survival(survival_root, tables)
+
+
+def test_embedded_tcga_brca_shards_follow_flambys_split(tmp_path):
+  data = load_csv_shards(tcga_brca.write_shards(str(tmp_path)), event='E', time='T')
+  assert data.hospitals == [f'region_{k}' for k in range(6)]
+  assert [len(s.y_train) for s in data.shards] == [248, 156, 164, 129, 129, 40]
+  assert [len(s.y_test) for s in data.shards] == [63, 40, 42, 33, 33, 11]
+  assert len(data.feature_names) == 39
+
+
+@pytest.mark.parametrize(
+  'changes, message',
+  [
+    ({'label': 'heart_disease'}, r'data.time is set on a classification config'),
+    ({'event': ''}, r'needs both data.event and data.time; data.event is not set'),
+    ({'time': ''}, r'data.time is not set'),
+    ({'runtime_engine': 'fused'}, r"survival study does not support runtime.engine='fused'"),
+  ],
+)
+def test_survival_config_errors_name_the_setting(tmp_path, changes, message):
+  config = tcga_config.get_config('smoke')
+  config.data.root = str(tmp_path / 'data')
+  for key, value in changes.items():
+    if key == 'runtime_engine':
+      config.runtime.engine = value
+    else:
+      config.data[key] = value
+  with pytest.raises(ConfigError, match=message):
+    experiment.train(config, str(tmp_path / 'run'), print_fn=lambda _: None)
+  assert not (tmp_path / 'run').exists()
+
+
+def test_federated_cox_run_reports_cindex_per_region_and_on_the_union(tmp_path):
+  config = tcga_config.get_config('smoke')
+  config.data.root = str(tmp_path / 'data')
+  lines = []
+  result = experiment.train(config, str(tmp_path / 'run'), print_fn=lines.append)
+  assert 'eval C-index' in lines[-3]
+  assert result.table.startswith('| test set | n | Cox loss | C-index |')
+  final = result.loop.final_eval
+  assert set(final) == {f'region_{k}' for k in range(6)} | {'all'}
+  assert 0.6 < final['all']['cindex'] <= 1
+  metrics = pd.read_csv(tmp_path / 'run' / 'metrics.csv')
+  assert 'eval/region_0/cindex' in metrics.columns
