@@ -10,6 +10,7 @@ test sets.
 
   uv run python -m experiments.train --config=configs/tcga_brca.py
   uv run python -m experiments.train --config=configs/tcga_brca.py:smoke   # 2 rounds
+  uv run python -m experiments.kaplan_meier --config=configs/tcga_brca.py  # survival curves
 
 Data: open-access TCGA clinical data (NCI Genomic Data Commons data access
 policy; do not attempt to identify participants), as preprocessed by FLamby
@@ -35,4 +36,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.model.name = 'logistic_regression'  # One linear layer: a Cox model on survival data.
   config.algorithm.client_learning_rate = 0.1
   config.training.stopping.metric = 'eval/all/cindex'
+  # experiments.kaplan_meier: bins from 30 days up (doubling until every published bin
+  # holds at least 5 patients), follow-up shown to 5 years.
+  config.survival = ml_collections.ConfigDict()
+  config.survival.km_bin_days = 30.0
+  config.survival.km_min_count = 5
+  config.survival.km_horizon = 1826.0
   return config

@@ -1,19 +1,21 @@
 """Survival studies: the Cox loss, the C-index, survival shards and a federated Cox run."""
 
 import math
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
-from lifelines import CoxPHFitter
+from lifelines import CoxPHFitter, KaplanMeierFitter
+from lifelines.statistics import multivariate_logrank_test
 
 from configs import tcga_brca as tcga_config
 from tests.shard_fixtures import write_shards
-from tff_med import experiment
+from tff_med import experiment, runtime
 from tff_med.data import tcga_brca
 from tff_med.data.shards import load_csv_shards
 from tff_med.errors import ConfigError, ShardError
-from tff_med.survival import evaluation
+from tff_med.survival import evaluation, kaplan_meier, km_report
 from tff_med.survival.cox import CoxPartialLikelihood
 
 SURVIVAL_HEADER = 'age,stage,event,days'
@@ -139,3 +141,48 @@ def test_federated_cox_run_reports_cindex_per_region_and_on_the_union(tmp_path):
   assert 0.6 < final['all']['cindex'] <= 1
   metrics = pd.read_csv(tmp_path / 'run' / 'metrics.csv')
   assert 'eval/region_0/cindex' in metrics.columns
+
+
+@pytest.fixture(scope='module')
+def brca(tmp_path_factory):
+  root = tcga_brca.write_shards(str(tmp_path_factory.mktemp('brca')))
+  return load_csv_shards(root, event='E', time='T')
+
+
+def _pooled_rows(data):
+  return np.concatenate([np.concatenate([s.y_train, s.y_test]) for s in data.shards])
+
+
+def test_federated_kaplan_meier_equals_the_pooled_estimate_with_daily_bins(brca):
+  with runtime.local_runtime():
+    result = kaplan_meier.federated_kaplan_meier(brca, bin_days=1, min_count=0)
+  rows = _pooled_rows(brca)
+  fitter = KaplanMeierFitter().fit(rows[:, 0], rows[:, 1])
+  pooled = result.curves[kaplan_meier.POOLED]
+  expected = fitter.survival_function_at_times(pooled.times).to_numpy()
+  np.testing.assert_allclose(pooled.survival, expected, rtol=0, atol=1e-12)
+  band = fitter.confidence_interval_
+  at = np.searchsorted(band.index.to_numpy(), pooled.times, side='right') - 1
+  np.testing.assert_allclose(pooled.lower, band.iloc[at, 0].to_numpy(), atol=1e-12)
+  np.testing.assert_allclose(pooled.upper, band.iloc[at, 1].to_numpy(), atol=1e-12)
+  groups = np.concatenate([[s.hospital] * (len(s.y_train) + len(s.y_test)) for s in brca.shards])
+  logrank = multivariate_logrank_test(rows[:, 0], groups, rows[:, 1])
+  assert result.logrank_statistic == pytest.approx(logrank.test_statistic, rel=1e-12)
+  assert result.logrank_p == pytest.approx(logrank.p_value, rel=1e-9)
+
+
+def test_no_published_bin_holds_fewer_than_the_minimum(brca, tmp_path):
+  with runtime.local_runtime():
+    result = kaplan_meier.federated_kaplan_meier(brca, bin_days=30, min_count=5, horizon=1826)
+  for name, curve in result.curves.items():
+    leaving = curve.deaths + curve.censored
+    assert not ((leaving > 0) & (leaving < 5)).any(), name
+    assert curve.times[-1] < 1826 <= curve.times[-1] + curve.width
+  summary = km_report.write(str(tmp_path), result)
+  assert 'Log-rank test across hospitals' in summary
+  assert {'km.csv', 'km.md', 'km.png'} <= set(os.listdir(tmp_path))
+
+
+def test_a_minimum_no_bin_width_can_meet_is_refused(brca):
+  with runtime.local_runtime(), pytest.raises(ConfigError, match='no bin width meets'):
+    kaplan_meier.federated_kaplan_meier(brca, bin_days=30, min_count=10_000)
