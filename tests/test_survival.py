@@ -10,11 +10,13 @@ from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 
 from configs import tcga_brca as tcga_config
+from configs import tcga_brca_compare as tcga_compare_config
 from tests.shard_fixtures import write_shards
 from tff_med import experiment, runtime
 from tff_med.data import tcga_brca
 from tff_med.data.shards import load_csv_shards
 from tff_med.errors import ConfigError, ShardError
+from tff_med.study import compare
 from tff_med.survival import evaluation, kaplan_meier, km_report
 from tff_med.survival.cox import CoxPartialLikelihood
 
@@ -186,3 +188,17 @@ def test_no_published_bin_holds_fewer_than_the_minimum(brca, tmp_path):
 def test_a_minimum_no_bin_width_can_meet_is_refused(brca):
   with runtime.local_runtime(), pytest.raises(ConfigError, match='no bin width meets'):
     kaplan_meier.federated_kaplan_meier(brca, bin_days=30, min_count=10_000)
+
+
+@pytest.mark.slow
+def test_smoke_survival_study_reports_cindex_next_to_flamby(tmp_path):
+  config = tcga_compare_config.get_config('smoke')
+  config.data.root = str(tmp_path / 'data')
+  study = compare.run_study(config, str(tmp_path / 'study'), print_fn=lambda _: None)
+  assert '| fedavg |' in study.summary and '0.735 ± 0.175 / 0.732' in study.summary
+  rows = pd.read_csv(tmp_path / 'study' / 'results.csv')
+  fedavg = rows[(rows.method == 'fedavg') & (rows.test_set == 'all')].iloc[0]
+  assert fedavg.cindex_ci_low <= fedavg.cindex <= fedavg.cindex_ci_high
+  assert {'cross_site_cindex.png', 'learning_curves.png', 'summary.md'} <= set(
+    os.listdir(tmp_path / 'study')
+  )

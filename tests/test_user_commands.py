@@ -148,3 +148,36 @@ def test_predict_scores_new_patients_as_the_readme_says(main_job, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   lines = (tmp_path / 'scores.csv').read_text().splitlines()
   assert lines[0].endswith(',risk') and len(lines) == len(patients.read_text().splitlines())
+
+
+def test_survival_recipe_trains_a_cox_model_on_csv_shards(tmp_path):
+  from tests.test_survival import SURVIVAL_HEADER, SURVIVAL_TABLES
+
+  root = write_shards(tmp_path / 'shards', SURVIVAL_TABLES, SURVIVAL_HEADER)
+  result = run(
+    'uv run python -m experiments.train --config=configs/survival_shards.py:smoke '
+    f'--config.data.root={root} --config.data.event=event --config.data.time=days '
+    f'--workdir={tmp_path / "run"}'
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (
+    'eval C-index' in result.stdout and '| test set | n | Cox loss | C-index |' in result.stdout
+  )
+  missing = run(
+    'uv run python -m experiments.train --config=configs/survival_shards.py '
+    f'--config.data.root={root} --config.data.event=event --workdir={tmp_path / "other"}'
+  )
+  assert missing.returncode == 1
+  assert missing.stderr.startswith(
+    'ConfigError: a survival config needs both data.event and data.time; data.time is not set'
+  )
+
+
+def test_kaplan_meier_command_writes_curves_and_the_log_rank_test(tmp_path):
+  result = run(
+    'uv run python -m experiments.kaplan_meier --config=configs/tcga_brca.py '
+    f'--config.data.root={tmp_path / "data"} --workdir={tmp_path / "km"}'
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'Log-rank test across hospitals' in result.stdout
+  assert {'km.csv', 'km.md', 'km.png'} <= set(os.listdir(tmp_path / 'km'))

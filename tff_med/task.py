@@ -93,8 +93,8 @@ def survival_columns(data_config) -> tuple[str, str] | None:
     ConfigError: One of `data.event` and `data.time` without the other, or
       either beside a classification label.
   """
-  event, time = data_config.get('event') or None, data_config.get('time') or None
-  if event is None and time is None:
+  event, time = data_config.get('event', ''), data_config.get('time', '')
+  if event == '' and time == '':  # A classification config (None: a survival field not set).
     return None
   if data_config.label:
     given = 'data.time' if time else 'data.event'
@@ -102,9 +102,10 @@ def survival_columns(data_config) -> tuple[str, str] | None:
       f'{given} is set on a classification config (data.label={data_config.label!r}); a '
       'survival config sets data.event and data.time and no label (configs/survival_shards.py)'
     )
-  if event is None or time is None:
+  if not event or not time:
     raise ConfigError(
-      f'a survival config needs both data.event and data.time; data.{"event" if event is None else "time"} is not set'
+      'a survival config needs both data.event and data.time; '
+      f'data.{"time" if event else "event"} is not set'
     )
   return event, time
 

@@ -45,7 +45,10 @@ def train_steps(
   if optimizer not in KERAS_OPTIMIZERS:
     raise ValueError(f'no Keras optimizer for {optimizer!r}; valid: {sorted(KERAS_OPTIMIZERS)}')
   opt = KERAS_OPTIMIZERS[optimizer](learning_rate, momentum)
-  labels = y.astype(np.float32)[:, None] if model.output_shape[-1] == 1 else y.astype(np.int32)
+  if y.ndim == 2:  # Survival: (time, event) rows, as the Cox loss takes them.
+    labels = y.astype(np.float32)
+  else:
+    labels = y.astype(np.float32)[:, None] if model.output_shape[-1] == 1 else y.astype(np.int32)
   data = (
     tf.data.Dataset.from_tensor_slices((x, labels))
     .shuffle(len(x), seed=shuffle_seed(seed, 0, 0), reshuffle_each_iteration=True)
@@ -68,7 +71,10 @@ def train_steps(
 
 
 def predict_risk(model: tf.keras.Model, x: np.ndarray) -> np.ndarray:
-  """Probability of the positive class for each row (empty input gives an empty array)."""
+  """Probability of the positive class (a survival model's risk score) for each row.
+
+  Empty input gives an empty array.
+  """
   if not len(x):
     return np.zeros(0)
   return model.predict(x, verbose=0, batch_size=1024)[:, -1]

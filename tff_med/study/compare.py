@@ -15,10 +15,12 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tff_med import algorithms, experiment, export, manifest, metrics, runtime
+from tff_med import algorithms, experiment, export, manifest, metrics, outputs, runtime
 from tff_med import task as task_lib
 from tff_med.errors import ConfigError
 from tff_med.study import centralized, clinical_metrics, heterogeneity, report
+from tff_med.survival import evaluation as survival_evaluation
+from tff_med.survival import study_report
 
 LOCAL, POOLED, FINETUNE = 'local', 'pooled', '+finetune'
 ALL = 'all'
@@ -67,9 +69,13 @@ def _evaluate_everywhere(model, task, seed, bootstrap) -> dict:
     s.hospital: (s.y_test, centralized.predict_risk(model, s.x_test)) for s in task.data.shards
   }
   preds[ALL] = tuple(np.concatenate(parts) for parts in zip(*preds.values(), strict=True))
-  return {
-    h: clinical_metrics.evaluate(y, p, seed=seed, samples=bootstrap) for h, (y, p) in preds.items()
-  }
+  evaluate = _evaluate_fn(task.data)
+  return {h: evaluate(y, p, seed=seed, samples=bootstrap) for h, (y, p) in preds.items()}
+
+
+def _evaluate_fn(data):
+  """The study's metrics of one test set: clinical metrics, or the C-index of a survival study."""
+  return survival_evaluation.evaluate if data.survival else clinical_metrics.evaluate
 
 
 def _rows(method, trained_at, seed, evaluations, note='', tensorboard_dir=None):
@@ -101,6 +107,8 @@ def _centralized(task, config, x, y, steps, seed, model=None):
 
 
 def _one_class_note(y):
+  if y.ndim == 2:  # Survival: every training shard has an event (checked when read).
+    return ''
   classes = np.unique(y)
   return f'trained on one class only ({int(classes[0])})' if len(classes) < 2 else ''
 
@@ -142,7 +150,9 @@ def _run_seed(config, raw, seed, workdir, print_fn):
     else:
       base = method.removesuffix(FINETUNE)
       if base not in federated:
-        federated[base], curves[base] = _federated(config, base, seed, workdir, print_fn)
+        federated[base], curves[base] = _federated(
+          config, base, seed, workdir, print_fn, task.data.survival
+        )
       if method == base:
         rows += _rows(
           base,
@@ -159,7 +169,7 @@ def _run_seed(config, raw, seed, workdir, print_fn):
   return rows, curves, predictions
 
 
-def _federated(config, algorithm, seed, workdir, print_fn):
+def _federated(config, algorithm, seed, workdir, print_fn, survival):
   run_config = config.copy_and_resolve_references()
   with run_config.unlocked():
     del run_config['study']
@@ -169,7 +179,8 @@ def _federated(config, algorithm, seed, workdir, print_fn):
   print_fn(f'seed {seed}: {algorithm} ...')
   experiment.train(run_config, run_dir, print_fn=lambda _: None)
   model, _ = export.load_exported(run_dir)
-  return model, report.read_curve(os.path.join(run_dir, 'metrics.csv'))
+  key = study_report.CURVE_KEY if survival else 'eval/all/auc'
+  return model, report.read_curve(os.path.join(run_dir, outputs.METRICS_CSV), key)
 
 
 def _finetuned(config, task, model, method, seed, bootstrap, workdir):
@@ -181,11 +192,10 @@ def _finetuned(config, task, model, method, seed, bootstrap, workdir):
     _centralized(task, config, s.x_train, s.y_train, steps, seed, model=tuned)
     parts[s.hospital] = (s.y_test, centralized.predict_risk(tuned, s.x_test))
   # Each personalised model is tested only at its own hospital.
-  evaluations = {
-    h: clinical_metrics.evaluate(y, p, seed=seed, samples=bootstrap) for h, (y, p) in parts.items()
-  }
+  evaluate = _evaluate_fn(task.data)
+  evaluations = {h: evaluate(y, p, seed=seed, samples=bootstrap) for h, (y, p) in parts.items()}
   y_all, p_all = (np.concatenate(v) for v in zip(*parts.values(), strict=True))
-  evaluations[ALL] = clinical_metrics.evaluate(y_all, p_all, seed=seed, samples=bootstrap)
+  evaluations[ALL] = evaluate(y_all, p_all, seed=seed, samples=bootstrap)
   return _rows(method, 'each hospital', seed, evaluations, 'tested at its own hospital', workdir)
 
 
@@ -215,6 +225,9 @@ def run_study(config, workdir: str, *, print_fn=print) -> StudyResult:
     for method, curve in seed_curves.items():
       curves.setdefault(method, []).append(curve)
     print_fn(f'seed {seed} done: {len(seed_rows)} result rows')
-  summary = report.write_report(workdir, rows, curves, raw.hospitals, first_predictions)
+  if raw.survival:
+    summary = study_report.write_report(workdir, rows, curves, raw.hospitals)
+  else:
+    summary = report.write_report(workdir, rows, curves, raw.hospitals, first_predictions)
   print_fn(summary)
   return StudyResult(rows, curves, workdir, summary)

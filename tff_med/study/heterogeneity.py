@@ -42,12 +42,14 @@ def _summary_computation(dim: int, num_classes: int):
 
 
 def hospital_summaries(raw: FederatedShards) -> dict[str, dict]:
-  """Per hospital: n, label prevalence, feature means and sds, missing rates (train shard)."""
-  computation = _summary_computation(len(raw.feature_names), raw.num_classes)
+  """Per hospital: n, label prevalence (event rate in a survival study), feature means and sds,
+  missing rates (train shard)."""
+  computation = _summary_computation(len(raw.feature_names), 2 if raw.survival else raw.num_classes)
   summaries = {}
   for shard in raw.shards:
+    labels = shard.y_train[:, 1] if raw.survival else shard.y_train
     n, total, total_sq, counts = computation(
-      [(shard.x_train.reshape(len(shard.x_train), -1), shard.y_train.astype(np.int32))]
+      [(shard.x_train.reshape(len(shard.x_train), -1), labels.astype(np.int32))]
     )
     mean = np.asarray(total) / n
     summaries[shard.hospital] = {

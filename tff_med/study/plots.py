@@ -33,8 +33,8 @@ def heatmap(matrix: dict, metric: str, path: str) -> None:
   plt.close(fig)
 
 
-def bars(stats: dict, hospitals: list[str], path: str) -> None:
-  """Accuracy per hospital per method; error bars are 95% CIs of the mean over seeds."""
+def bars(stats: dict, hospitals: list[str], path: str, metric: str = 'accuracy') -> None:
+  """`metric` per hospital per method; error bars are 95% CIs of the mean over seeds."""
   methods = list(stats)
   width = 0.8 / len(methods)
   fig, ax = plt.subplots(figsize=(2 + 1.8 * len(hospitals), 4.5))
@@ -43,24 +43,24 @@ def bars(stats: dict, hospitals: list[str], path: str) -> None:
     half = [1.96 * stats[method][h][1] / math.sqrt(max(stats[method][h][2], 1)) for h in hospitals]
     ax.bar(np.arange(len(hospitals)) + k * width, means, width, yerr=half, label=method, capsize=2)
   ax.set_xticks(np.arange(len(hospitals)) + 0.4 - width / 2, hospitals)
-  ax.set_ylabel('accuracy')
+  ax.set_ylabel(metric)
   ax.set_ylim(0, 1)
   ax.legend(fontsize=7, ncol=4, loc='upper center', bbox_to_anchor=(0.5, -0.08))
-  ax.set_title('Test accuracy per hospital (95% CI over seeds)')
+  ax.set_title(f'Test {metric} per hospital (95% CI over seeds)')
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
 
 
-def learning_curves(curves: dict, path: str) -> None:
-  """AUC on the union of test sets vs round, mean over seeds, per federated method."""
+def learning_curves(curves: dict, path: str, metric: str = 'AUC-ROC') -> None:
+  """`metric` on the union of test sets vs round, mean over seeds, per federated method."""
   fig, ax = plt.subplots(figsize=(6, 4))
   for method, per_seed in curves.items():
     rounds = [r for r, _ in per_seed[0]]
     values = np.mean([[v for _, v in seed] for seed in per_seed], axis=0)
     ax.plot(rounds, values, marker='o', label=method)
   ax.set_xlabel('round')
-  ax.set_ylabel('AUC-ROC, union of test sets')
+  ax.set_ylabel(f'{metric}, union of test sets')
   ax.legend(fontsize=8)
   ax.set_title('Federated learning curves (mean over seeds)')
   fig.tight_layout()

@@ -90,18 +90,19 @@ def per_method(rows, hospitals, metric) -> dict:
   return out
 
 
-def _table(rows, hospitals, metric, with_flamby):
+def table(rows, hospitals, metric, flamby=None):
+  """Mean ± sd over seeds per method and test set; `flamby` adds FLamby's published figure."""
   stats = per_method(rows, hospitals, metric)
   head = ['method', *hospitals, 'all (union)', 'mean over hospitals']
-  head += ['FLamby (published)'] if with_flamby else []
+  head += ['FLamby (published)'] if flamby else []
   lines = ['| ' + ' | '.join(head) + ' |', '|---|' + '---:|' * (len(head) - 1)]
   for method, entry in stats.items():
     cells = [
       _fmt(m, sd if n > 1 else None) for m, sd, n in (entry[t] for t in hospitals + ['all', 'mean'])
     ]
-    if with_flamby:
+    if flamby:
       key = 'local' if method.startswith('local_') else method
-      cells.append(str(FLAMBY_ACCURACY.get(key, '')))
+      cells.append(str(flamby.get(key, '')))
     lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
@@ -133,7 +134,7 @@ def cross_site_matrix(rows, hospitals, metric='accuracy') -> dict:
   }
 
 
-def _write_csv(path, rows):
+def write_csv(path, rows):
   fields = list(dict.fromkeys(k for r in rows for k in r))
   with open(path, 'w', newline='') as f:
     writer = csv.DictWriter(f, fields)
@@ -158,7 +159,7 @@ def write_heterogeneity(workdir, summaries, feature_names) -> None:
   text = heterogeneity.to_markdown(summaries, feature_names)
   with open(os.path.join(workdir, 'heterogeneity.md'), 'w') as f:
     f.write('# Hospitals before training\n\n' + text + '\n')
-  _write_csv(
+  write_csv(
     os.path.join(workdir, 'heterogeneity.csv'), heterogeneity.to_rows(summaries, feature_names)
   )
   writer = tf.summary.create_file_writer(os.path.join(workdir, 'runs', 'heterogeneity'))
@@ -180,16 +181,16 @@ def write_report(workdir, rows, curves, hospitals, predictions) -> str:
   Returns:
     The summary's markdown.
   """
-  _write_csv(os.path.join(workdir, 'results.csv'), rows)
+  write_csv(os.path.join(workdir, 'results.csv'), rows)
   for metric in ('accuracy', 'auc'):
     matrix = cross_site_matrix(rows, hospitals, metric)
-    _write_csv(
+    write_csv(
       os.path.join(workdir, f'cross_site_{metric}.csv'),
       [{'trained': m, **values} for m, values in matrix.items()],
     )
     plots.heatmap(matrix, metric, os.path.join(workdir, f'cross_site_{metric}.png'))
   fair = fairness(rows, hospitals)
-  _write_csv(os.path.join(workdir, 'fairness.csv'), fair)
+  write_csv(os.path.join(workdir, 'fairness.csv'), fair)
   plots.bars(
     per_method(rows, hospitals, 'accuracy'),
     hospitals,
@@ -206,9 +207,9 @@ def write_report(workdir, rows, curves, hospitals, predictions) -> str:
       'Accuracy at threshold 0.5, mean ± sd over seeds. "mean over hospitals" averages the '
       'hospitals\' test sets (FLamby\'s figure); "pooled" needs all records in one place, '
       'which privacy forbids: it is an upper bound, not an option.',
-      _table(rows, hospitals, 'accuracy', with_flamby=True),
+      table(rows, hospitals, 'accuracy', FLAMBY_ACCURACY),
       '## AUC-ROC (undefined where a test set has one class)',
-      _table(rows, hospitals, 'auc', with_flamby=False),
+      table(rows, hospitals, 'auc'),
       f'## Clinical metrics of the best federated method, {best} (seed 0, threshold 0.5)',
       clinical_table(rows, best) if best else 'No federated method in this study.',
       '## Fairness across hospitals (accuracy)',

@@ -61,6 +61,25 @@ def bootstrap_ci(y, risk, *, seed: int, samples: int, level: float = 0.95) -> tu
   return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
 
 
+def evaluate(y: np.ndarray, risk: np.ndarray, *, seed: int, samples: int):
+  """The study's metrics of one model on one test set: C-index with a bootstrap 95% CI.
+
+  Returns a `clinical_metrics.Evaluation` (its `prevalence` is the share of
+  observed events), so the comparison study reports survival as it reports classes.
+  """
+  from tff_med.study.clinical_metrics import Evaluation  # The study's row type.
+
+  risk = np.asarray(risk, np.float64).ravel()
+  reason = undefined_reason(y)
+  return Evaluation(
+    {'cindex': cindex(y, risk)},
+    {'cindex': bootstrap_ci(y, risk, seed=seed, samples=samples)},
+    {'cindex': reason} if reason else {},
+    len(y),
+    float(y[:, 1].mean()) if len(y) else math.nan,
+  )
+
+
 class SurvivalEvaluator:
   """Evaluates model weights on every hospital's test shard and on their union.
 

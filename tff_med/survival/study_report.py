@@ -1,0 +1,70 @@
+"""The written outputs of a survival comparison study: results.csv, summary.md, matrices, plots.
+
+The same row format and tables as the classification study (`study.report`),
+with Harrell's C-index in place of accuracy and AUC, next to FLamby's published
+Fed-TCGA-BRCA figures.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tff_med.study import plots, report
+
+# FLamby's published Fed-TCGA-BRCA C-index, 5 seeds: on the pooled test set, and the
+# mean over the six regions' test sets (flamby/results/results_benchmark_fed_tcga_brca).
+FLAMBY_CINDEX = {
+  'pooled': '0.704 ± 0.114 / 0.676',
+  'fedavg': '0.735 ± 0.175 / 0.732',
+  'fedprox': '0.717 ± 0.162 / 0.729',
+  'fedadam': '0.842 ± 0.017 / 0.815',
+  'fedyogi': '0.842 ± 0.017 / 0.815',
+  'fedadagrad': '0.834 ± 0.007 / 0.813',
+  'local': '0.565 to 0.728 / 0.498 to 0.750',
+}
+CURVE_KEY = 'eval/all/cindex'
+
+
+def write_report(workdir: str, rows: list[dict], curves: dict, hospitals: list[str]) -> str:
+  """Writes results.csv, the cross-site C-index matrix, fairness, plots and summary.md.
+
+  Returns:
+    The summary's markdown.
+  """
+  report.write_csv(os.path.join(workdir, 'results.csv'), rows)
+  matrix = report.cross_site_matrix(rows, hospitals, 'cindex')
+  report.write_csv(
+    os.path.join(workdir, 'cross_site_cindex.csv'),
+    [{'trained': m, **values} for m, values in matrix.items()],
+  )
+  plots.heatmap(matrix, 'C-index', os.path.join(workdir, 'cross_site_cindex.png'))
+  fair = report.fairness(rows, hospitals, 'cindex')
+  report.write_csv(os.path.join(workdir, 'fairness.csv'), fair)
+  stats = report.per_method(rows, hospitals, 'cindex')
+  plots.bars(stats, hospitals, os.path.join(workdir, 'cindex_by_hospital.png'), 'C-index')
+  plots.learning_curves(curves, os.path.join(workdir, 'learning_curves.png'), 'C-index')
+  seeds = len({r['seed'] for r in rows})
+  summary = '\n\n'.join(
+    [
+      f'# Local vs pooled vs federated survival models ({seeds} seed{"s" if seeds > 1 else ""})',
+      'Harrell\'s C-index, mean ± sd over seeds. "all (union)" is the pooled test set (FLamby\'s '
+      'steadier figure), "mean over hospitals" averages the hospitals\' test sets; FLamby\'s '
+      'published figures are given as pooled test / mean over regions. A test set without an '
+      'observed event has no C-index (undefined, never 0.5). "pooled" needs all records in '
+      'one place, which privacy forbids: it is an upper bound, not an option.',
+      report.table(rows, hospitals, 'cindex', FLAMBY_CINDEX),
+      '## Fairness across hospitals (C-index)',
+      '\n'.join(
+        ['| method | worst hospital | its C-index | spread (best - worst) |', '|---|---|---:|---:|']
+        + [
+          f'| {f["method"]} | {f["worst_hospital"]} | {f["worst"]:.3f} | {f["spread"]:.3f} |'
+          for f in fair
+        ]
+      ),
+      'Per-row C-index with bootstrap 95% CIs is in results.csv; plots and the cross-site '
+      'matrix beside this file.',
+    ]
+  )
+  with open(os.path.join(workdir, 'summary.md'), 'w') as f:
+    f.write(summary + '\n')
+  return summary
