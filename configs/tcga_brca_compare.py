@@ -23,6 +23,7 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = tcga_brca.get_config(variant)
   config.name = 'tcga_brca_compare'
   config.algorithm.proximal_strength = 0.1  # FLamby's FedProx mu.
+  config.algorithm.client_learning_rate = 0.03
   config.study = ml_collections.ConfigDict()
   config.study.seeds = 5
   config.study.methods = (
@@ -34,6 +35,16 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
     'fedyogi',
     'fedadagrad',
     'fedavg+finetune',
+  )
+  # Client SGD at 0.03 for FedAvg, FedProx, local and pooled training; the adaptive
+  # servers take FLamby's client rate 0.01 and the server rates of the sweep in
+  # benchmarks/README.md ("Survival learning rates").
+  config.study.algorithm_overrides = ml_collections.ConfigDict(
+    {
+      'fedadam': {'client_learning_rate': 0.01, 'server_learning_rate': 0.03},
+      'fedyogi': {'client_learning_rate': 0.01, 'server_learning_rate': 0.03},
+      'fedadagrad': {'client_learning_rate': 0.01, 'server_learning_rate': 0.3},
+    }
   )
   config.study.centralized_steps = 0  # 0: as many samples as a federated run sees.
   config.study.finetune_epochs = 5

@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
+from lifelines.utils import concordance_index
 
 from configs import tcga_brca as tcga_config
 from configs import tcga_brca_compare as tcga_compare_config
 from tests.shard_fixtures import write_shards
-from tff_med import experiment, runtime
+from tff_med import experiment, export, runtime
 from tff_med.data import tcga_brca
 from tff_med.data.shards import load_csv_shards
 from tff_med.errors import ConfigError, ShardError
@@ -142,7 +143,12 @@ def test_federated_cox_run_reports_cindex_per_region_and_on_the_union(tmp_path):
   assert set(final) == {f'region_{k}' for k in range(6)} | {'all'}
   assert 0.6 < final['all']['cindex'] <= 1
   metrics = pd.read_csv(tmp_path / 'run' / 'metrics.csv')
-  assert 'eval/region_0/cindex' in metrics.columns
+  assert {'eval/region_0/cindex', 'eval/all/predicted_survival_at_1826'} <= set(metrics.columns)
+  scored = tmp_path / 'scores.csv'
+  export.score_csv(
+    str(tmp_path / 'run'), str(tmp_path / 'data' / 'region_1' / 'test.csv'), str(scored)
+  )
+  assert pd.read_csv(scored).columns[-1] == 'risk_score'
 
 
 @pytest.fixture(scope='module')
@@ -202,3 +208,39 @@ def test_smoke_survival_study_reports_cindex_next_to_flamby(tmp_path):
   assert {'cross_site_cindex.png', 'learning_curves.png', 'summary.md'} <= set(
     os.listdir(tmp_path / 'study')
   )
+
+
+def test_predicted_survival_uses_breslows_baseline_as_lifelines_does():
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(60, 2))
+  time, event = rng.exponential(np.exp(-x[:, 0])) * 100, (rng.random(60) < 0.7).astype(float)
+  table = pd.DataFrame({'a': x[:, 0], 'b': x[:, 1], 'T': time, 'E': event})
+  fitted = CoxPHFitter().fit(table, 'T', 'E')
+  risk = x @ fitted.params_.to_numpy()
+  horizons = list(np.sort(time[event == 1])[[5, 20]])  # lifelines interpolates between times.
+  base = evaluation.baseline_survival(np.stack([time, event], 1), risk, horizons)
+  expected = fitted.predict_survival_function(table[['a', 'b']], times=horizons).to_numpy().T
+  np.testing.assert_allclose(base[None, :] ** np.exp(risk)[:, None], expected, atol=1e-12)
+
+
+def test_calibration_is_undefined_past_the_test_sets_follow_up():
+  y = np.array([[100.0, 1.0], [400.0, 0.0], [2000.0, 1.0]])
+  view = evaluation.calibration(y, np.zeros(3), np.array([0.9, 0.8]), (365.0, 3000.0))
+  assert view['predicted_survival_at_365'] == pytest.approx(0.9)
+  assert view['km_survival_at_365'] == pytest.approx(2 / 3)
+  assert math.isnan(view['predicted_survival_at_3000']) and math.isnan(view['km_survival_at_3000'])
+
+
+def test_the_bootstraps_pairwise_cindex_equals_lifelines_with_ties():
+  rng = np.random.default_rng(0)
+  for _ in range(200):
+    n = int(rng.integers(2, 40))
+    time = rng.integers(0, 10, n).astype(float)
+    event = (rng.random(n) < 0.5).astype(float)
+    risk = rng.integers(0, 4, n).astype(float)
+    try:
+      expected = concordance_index(time, -risk, event)
+    except ZeroDivisionError:  # No comparable pair.
+      expected = math.nan
+    got = evaluation._harrell(time, event, risk)
+    assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected, abs=1e-12)

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tff_med.data import csv_reader
 from tff_med.data.scaling import Standardizer
+from tff_med.data.targets import SURVIVAL_OUTPUTS
 from tff_med.errors import ConfigError, ShardError
 
 MODEL_DIR = 'model'
@@ -103,10 +104,12 @@ def score_csv(workdir: str, input_path: str, output_path: str, hospital: str | N
     row, col = np.argwhere(np.isnan(x))[0]
     raise ShardError('value is missing', file=input_path, column=features[col], row=int(row) + 1)
   probabilities = model.predict(((x - mean) / std).astype(np.float32), verbose=0)
-  names = (
-    ['risk']
-    if preprocessing['num_classes'] == 2
-    else [f'probability_class_{k}' for k in range(preprocessing['num_classes'])]
+  names = {
+    SURVIVAL_OUTPUTS: ['risk_score'],  # A Cox model's log hazard ratio: higher, earlier events.
+    2: ['risk'],
+  }.get(
+    preprocessing['num_classes'],
+    [f'probability_class_{k}' for k in range(preprocessing['num_classes'])],
   )
   with open(output_path, 'w', newline='') as f:
     writer = csv.writer(f)

@@ -9,6 +9,7 @@ run each); local and pooled baselines are plain Keras (see `centralized`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 
@@ -17,7 +18,7 @@ import tensorflow as tf
 
 from tff_med import algorithms, experiment, export, manifest, metrics, outputs, runtime
 from tff_med import task as task_lib
-from tff_med.errors import ConfigError
+from tff_med.errors import ConfigError, unknown_name_error
 from tff_med.study import centralized, clinical_metrics, heterogeneity, report
 from tff_med.survival import evaluation as survival_evaluation
 from tff_med.survival import study_report
@@ -46,6 +47,19 @@ def validate(config) -> None:
     )
   if config.study.seeds < 1:
     raise ConfigError(f'study.seeds must be >= 1, got {config.study.seeds}')
+  for algorithm, fields in config.study.get('algorithm_overrides', {}).items():
+    if algorithm not in algorithms.ALGORITHMS:
+      raise unknown_name_error(
+        'algorithm in study.algorithm_overrides', algorithm, algorithms.ALGORITHMS
+      )
+    unknown = [f for f in fields if f not in config.algorithm]
+    if unknown:
+      raise ConfigError(
+        f'study.algorithm_overrides.{algorithm} sets unknown algorithm fields {unknown}'
+      )
+    resolved = config.algorithm.copy_and_resolve_references()
+    resolved.update(dict(fields))
+    algorithms.validate(resolved)
   experiment.validate_training(config)
 
 
@@ -69,13 +83,24 @@ def _evaluate_everywhere(model, task, seed, bootstrap) -> dict:
     s.hospital: (s.y_test, centralized.predict_risk(model, s.x_test)) for s in task.data.shards
   }
   preds[ALL] = tuple(np.concatenate(parts) for parts in zip(*preds.values(), strict=True))
-  evaluate = _evaluate_fn(task.data)
+  evaluate = _evaluate_fn(task.data, model)
   return {h: evaluate(y, p, seed=seed, samples=bootstrap) for h, (y, p) in preds.items()}
 
 
-def _evaluate_fn(data):
-  """The study's metrics of one test set: clinical metrics, or the C-index of a survival study."""
-  return survival_evaluation.evaluate if data.survival else clinical_metrics.evaluate
+def _evaluate_fn(data, model):
+  """The study's metrics of one test set: clinical metrics, or a survival study's C-index and
+  calibration (the model's baseline survival from every hospital's training rows; none
+  without a model)."""
+  if not data.survival:
+    return clinical_metrics.evaluate
+  if model is None:
+    return survival_evaluation.evaluate
+  x = np.concatenate([s.x_train for s in data.shards])
+  y = np.concatenate([s.y_train for s in data.shards])
+  base = survival_evaluation.baseline_survival(
+    y, centralized.predict_risk(model, x).astype(np.float64), survival_evaluation.HORIZONS
+  )
+  return functools.partial(survival_evaluation.evaluate, base=base)
 
 
 def _rows(method, trained_at, seed, evaluations, note='', tensorboard_dir=None):
@@ -174,6 +199,8 @@ def _federated(config, algorithm, seed, workdir, print_fn, survival):
   with run_config.unlocked():
     del run_config['study']
   run_config.algorithm.name = algorithm
+  # FLamby tunes learning rates per strategy; a study may too (the config says which).
+  run_config.algorithm.update(dict(config.study.get('algorithm_overrides', {}).get(algorithm, {})))
   run_config.seed = seed
   run_dir = os.path.join(workdir, 'runs', algorithm, f'seed_{seed}')
   print_fn(f'seed {seed}: {algorithm} ...')
@@ -190,12 +217,15 @@ def _finetuned(config, task, model, method, seed, bootstrap, workdir):
     tuned.set_weights(model.get_weights())
     steps = config.study.finetune_epochs * math.ceil(len(s.y_train) / config.data.batch_size)
     _centralized(task, config, s.x_train, s.y_train, steps, seed, model=tuned)
-    parts[s.hospital] = (s.y_test, centralized.predict_risk(tuned, s.x_test))
+    parts[s.hospital] = (s.y_test, centralized.predict_risk(tuned, s.x_test), tuned)
   # Each personalised model is tested only at its own hospital.
-  evaluate = _evaluate_fn(task.data)
-  evaluations = {h: evaluate(y, p, seed=seed, samples=bootstrap) for h, (y, p) in parts.items()}
-  y_all, p_all = (np.concatenate(v) for v in zip(*parts.values(), strict=True))
-  evaluations[ALL] = evaluate(y_all, p_all, seed=seed, samples=bootstrap)
+  evaluations = {
+    h: _evaluate_fn(task.data, tuned)(y, p, seed=seed, samples=bootstrap)
+    for h, (y, p, tuned) in parts.items()
+  }
+  y_all, p_all = (np.concatenate(v) for v in list(zip(*parts.values(), strict=True))[:2])
+  # The union mixes each hospital's own model: no single baseline, so no calibration view.
+  evaluations[ALL] = _evaluate_fn(task.data, None)(y_all, p_all, seed=seed, samples=bootstrap)
   return _rows(method, 'each hospital', seed, evaluations, 'tested at its own hospital', workdir)
 
 
