@@ -44,6 +44,7 @@ def one_round(root, workdir, aggregator, **model):
   return experiment.train(config, str(workdir), print_fn=lambda _: None)
 
 
+@pytest.mark.slow
 def test_compression_aggregator_cuts_the_bytes_uploaded(heart_root, tmp_path):
   result = one_round(heart_root, tmp_path, 'compression', name='mlp', hidden_units=(2048,))
   row = last_row(tmp_path)
@@ -55,6 +56,7 @@ def test_compression_aggregator_cuts_the_bytes_uploaded(heart_root, tmp_path):
   assert np.isfinite(result.loop.final_eval['all']['loss'])
 
 
+@pytest.mark.slow
 def test_secure_aggregation_trains_and_says_its_sum_is_emulated(heart_root, tmp_path, caplog):
   result = one_round(heart_root, tmp_path, 'secure')
   assert 'emulates the secure sum insecurely' in caplog.text

@@ -129,6 +129,7 @@ def _keras_weights(result):
   ).weights
 
 
+@pytest.mark.slow
 def test_stops_early_when_the_target_is_reached(heart_root, tmp_path):
   config = smoke_config(heart_root, rounds=5)
   config.training.stopping.target = 0.6

@@ -172,6 +172,7 @@ def heart_root(tmp_path_factory):
   return str(tmp_path_factory.mktemp('heart'))
 
 
+@pytest.mark.slow
 def test_patient_level_run_reports_epsilon_per_round_and_in_results(heart_root, tmp_path):
   config = patient_config(target_epsilon=1.0)
   config.data.root = heart_root
@@ -192,6 +193,7 @@ def test_patient_level_run_reports_epsilon_per_round_and_in_results(heart_root, 
   assert len(spent) == 2 and 0 < spent[0] < spent[1]
 
 
+@pytest.mark.slow
 def test_hospital_level_run_warns_what_it_protects(heart_root, tmp_path, caplog):
   config = heart_disease.get_config('smoke')
   config.data.root = heart_root

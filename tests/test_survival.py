@@ -132,6 +132,7 @@ def test_survival_config_errors_name_the_setting(tmp_path, changes, message):
   assert not (tmp_path / 'run').exists()
 
 
+@pytest.mark.slow
 def test_federated_cox_run_reports_cindex_per_region_and_on_the_union(tmp_path):
   config = tcga_config.get_config('smoke')
   config.data.root = str(tmp_path / 'data')
