@@ -16,7 +16,7 @@ smoke one under a minute; the README quotes its table.
 
 import ml_collections
 
-from configs import tcga_brca
+from configs import heart_disease_compare, tcga_brca
 
 
 def get_config(variant: str = '') -> ml_collections.ConfigDict:
@@ -24,18 +24,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config = tcga_brca.get_config(variant)
   config.name = 'tcga_brca_compare'
   config.algorithm.proximal_strength = 0.1  # FLamby's FedProx mu.
-  config.study = ml_collections.ConfigDict()
-  config.study.seeds = 5
-  config.study.methods = (
-    'local',
-    'pooled',
-    'fedavg',
-    'fedprox',
-    'fedadam',
-    'fedyogi',
-    'fedadagrad',
-    'fedavg+finetune',
-  )
+  # The heart study's methods, seeds, fine-tuning and bootstrap (smoke: 1 seed, 4 methods).
+  config.study = heart_disease_compare.get_config(variant).study
   # Client SGD at 0.03 for FedAvg, FedProx, local and pooled training; the adaptive
   # servers take FLamby's client rate 0.01 and the server rates of the sweep in
   # benchmarks/README.md ("Survival learning rates").
@@ -50,10 +40,4 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # With as many samples as a federated run sees (9,000 steps) the pooled Cox model
   # overfits: 0.800 +- 0.032 on the pooled test set against 0.828 +- 0.017 (README).
   config.study.centralized_steps = 1090
-  config.study.finetune_epochs = 5
-  config.study.bootstrap_samples = 1000
-  if variant == 'smoke':
-    config.study.seeds = 1
-    config.study.methods = ('local', 'pooled', 'fedavg', 'fedavg+finetune')
-    config.study.bootstrap_samples = 100
   return config

@@ -9,6 +9,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 import urllib.request
@@ -181,3 +182,33 @@ def test_kaplan_meier_command_writes_curves_and_the_log_rank_test(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'Log-rank test across hospitals' in result.stdout
   assert {'km.csv', 'km.md', 'km.png'} <= set(os.listdir(tmp_path / 'km'))
+
+
+def test_jupyter_lab_serves_the_notebooks(tmp_path):
+  # The README's command; the flags only keep the test headless, on a free port, as root.
+  port = runtime.free_port()
+  server = subprocess.Popen(
+    shlex.split(
+      f'uv run --with jupyter jupyter lab notebooks/ --no-browser --port={port} '
+      "--ServerApp.token='' --allow-root"
+    ),
+    cwd=ROOT,
+    env={**USER_ENV, 'JUPYTER_RUNTIME_DIR': str(tmp_path), 'JUPYTER_CONFIG_DIR': str(tmp_path)},
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+    start_new_session=True,  # The server and its kernels stop together below.
+  )
+  try:
+    deadline, listing = time.monotonic() + 120, None
+    while time.monotonic() < deadline and listing is None:
+      assert server.poll() is None, f'jupyter lab exited: {server.stderr.read()[-2000:]}'
+      try:
+        listing = _get(f'http://localhost:{port}/api/contents')
+      except OSError:
+        time.sleep(0.5)
+    names = {item['name'] for item in listing['content']}
+    assert {'01_quickstart.ipynb', '03_is_federating_worth_it.ipynb'} <= names
+  finally:
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(30)

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import math
-import os
 
 import numpy as np
 import tensorflow_federated as tff
@@ -18,13 +15,13 @@ from tff_med import (
   communication,
   dp_sgd,
   evaluation,
-  export,
   fused,
   manifest,
   metrics,
   outputs,
   privacy,
   private_algorithms,
+  run_results,
   runtime,
 )
 from tff_med import task as task_lib
@@ -34,7 +31,6 @@ from tff_med.stopping import StoppingRule
 from tff_med.survival import evaluation as survival_evaluation
 from tff_med.training_loop import LoopResult, run_rounds
 
-RESULTS_JSON = 'results.json'
 NON_FINITE_ACTIONS = ('warn', 'error')
 SECURE_EMULATION_WARNING = (
   "aggregator 'secure': TFF runs secure aggregation only in its test context, which "
@@ -222,60 +218,15 @@ def stopping_rule(config, hospitals: list[str], kind: str = 'classification') ->
   """The early-stopping rule; an active rule must watch a metric the run reports."""
   rule = StoppingRule(**config.to_dict())
   valid = [
-    outputs.eval_key(h, m) for h in hospitals + [evaluation.ALL] for m, _, _ in TABLE_COLUMNS[kind]
+    outputs.eval_key(h, m)
+    for h in hospitals + [evaluation.ALL]
+    for m, _, _ in run_results.TABLE_COLUMNS[kind]
   ]
   if (rule.patience or rule.target is not None) and rule.metric not in valid:
     raise ConfigError(
       f'training.stopping.metric {rule.metric!r} is not reported; valid: {", ".join(valid)}'
     )
   return rule
-
-
-# Columns of the results table: (metric, heading, format); the first is not averaged.
-TABLE_COLUMNS = {
-  'classification': (
-    ('loss', 'loss', '.4f'),
-    ('accuracy', 'accuracy', '.3f'),
-    ('auc', 'AUC-ROC', '.3f'),
-  ),
-  'survival': (('loss', 'Cox loss', '.4f'), ('cindex', 'C-index', '.3f')),
-}
-# The metric a progress line shows and notes speak of: (key, name).
-HEADLINE = {'classification': ('auc', 'AUC'), 'survival': ('cindex', 'C-index')}
-
-
-def task_kind(data) -> str:
-  """'survival' for shards with a time column, else 'classification'."""
-  return 'survival' if getattr(data, 'survival', False) else 'classification'
-
-
-def results_table(
-  results: dict, test_sizes: dict, notes: dict, kind: str = 'classification'
-) -> str:
-  """A markdown table of the final per-hospital metrics."""
-  columns = TABLE_COLUMNS[kind]
-  lines = [
-    '| test set | n | ' + ' | '.join(c[1] for c in columns) + ' |',
-    '|---|---:|' + '---:|' * len(columns),
-  ]
-
-  def cell(value, fmt):
-    return 'undefined' if math.isnan(value) else format(value, fmt)
-
-  for name, m in results.items():
-    cells = [
-      cell(m[metric], fmt) if metric != 'loss' else format(m[metric], fmt)
-      for metric, _, fmt in columns
-    ]
-    lines.append(f'| {name} | {test_sizes[name]} | ' + ' | '.join(cells) + ' |')
-  means = [
-    format(evaluation.mean_over_hospitals(results, metric), fmt) for metric, _, fmt in columns[1:]
-  ]
-  lines.append('| mean over hospitals | | | ' + ' | '.join(means) + ' |')
-  for name, note in notes.items():
-    if note:
-      lines.append(f'\n{name}: {HEADLINE[kind][1]} undefined ({note}).')
-  return '\n'.join(lines)
 
 
 def train(config, workdir: str, *, print_fn=print) -> RunResult:
@@ -318,7 +269,7 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     hospitals_fn = hospitals_per_round(
       task.data.hospitals, config.algorithm.clients_per_round, config.seed
     )
-    kind = task_kind(task.data)
+    kind = run_results.task_kind(task.data)
     stopping = stopping_rule(t.stopping, task.data.hospitals, kind)
     attack = attacks.from_config(config.attack, task.data.hospitals)
     privacy_plan = privacy.plan(
@@ -343,7 +294,7 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     test_sizes = {s.hospital: len(s.y_test) for s in task.data.shards}
     test_sizes[evaluation.ALL] = sum(test_sizes.values())
     state_manager, release_manager = outputs.create_managers(
-      workdir, t.rounds, print_fn=print_fn, headline=HEADLINE[kind]
+      workdir, t.rounds, print_fn=print_fn, headline=run_results.HEADLINE[kind]
     )
     if kind == 'survival':
       evaluator = survival_evaluation.SurvivalEvaluator(task.keras_model(), task.data)
@@ -367,7 +318,7 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
   privacy_summary = (
     privacy_plan.summary(loop.rounds_completed) if privacy_plan else {'level': 'none'}
   )
-  table = finish_run(
+  table = run_results.finish_run(
     workdir,
     loop,
     keras_model,
@@ -379,71 +330,3 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
     print_fn=print_fn,
   )
   return RunResult(loop, task, workdir, table, privacy_summary)
-
-
-def finish_run(
-  workdir, loop, keras_model, schema, standardizer, test_sizes, notes, privacy_summary, *, print_fn
-) -> str:
-  """Exports the model, writes results.md/.json, prints the table; returns the table.
-
-  `schema` is anything with `feature_names`, `label` and `num_classes` (the
-  shards, or a remote federation's schema).
-  """
-  kind = task_kind(schema)
-  export.export_model(
-    workdir,
-    keras_model,
-    feature_names=schema.feature_names,
-    label=schema.label,
-    num_classes=schema.num_classes,
-    standardizer=standardizer,
-  )
-  table = results_table(loop.final_eval, test_sizes, notes, kind)
-  if privacy_summary['level'] != 'none':
-    table += '\n\n' + privacy_table(privacy_summary)
-  _write_results(workdir, loop, table, notes, privacy_summary)
-  print_fn(f'Stopped: {loop.stop_reason}.')
-  print_fn(table)
-  return table
-
-
-def privacy_table(summary: dict) -> str:
-  """A markdown table of the epsilon each protected group spent, by both accountants."""
-  lines = [
-    f'Privacy ({summary["level"]} level, delta {summary["delta"]:g}):',
-    '',
-    '| protected group | noise multiplier | steps | epsilon (RDP) | epsilon (PLD) |',
-    '|---|---:|---:|---:|---:|',
-  ]
-  for group, sigma in summary['noise_multipliers'].items():
-    lines.append(
-      f'| {group} | {sigma:.3f} | {summary["steps"][group]} | '
-      f'{summary["epsilon_rdp"][group]:.3g} | {summary["epsilon_pld"][group]:.3g} |'
-    )
-  lines.append(f'\nNote: {summary["note"]}.')
-  return '\n'.join(lines)
-
-
-def _write_results(workdir, loop: LoopResult, table: str, notes: dict, privacy_summary) -> None:
-  with open(os.path.join(workdir, 'results.md'), 'w') as f:
-    f.write(f'Stopped: {loop.stop_reason}.\n\n{table}\n')
-  with open(os.path.join(workdir, RESULTS_JSON), 'w') as f:
-    json.dump(
-      {
-        'rounds_completed': loop.rounds_completed,
-        'stop_reason': loop.stop_reason,
-        'resumed_from_round': loop.resumed_from,
-        'non_finite_rounds': loop.non_finite_rounds,
-        'final_eval': loop.final_eval,
-        'mean_over_hospitals': {
-          m: evaluation.mean_over_hospitals(loop.final_eval, m)
-          for m in next(iter(loop.final_eval.values()))
-          if m != 'num_examples'
-        },
-        'undefined_metric_notes': {h: n for h, n in notes.items() if n},
-        'privacy': privacy_summary,
-      },
-      f,
-      indent=2,
-    )
-  logging.info('Results written to %s', workdir)

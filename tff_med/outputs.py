@@ -25,6 +25,8 @@ CHECKPOINT_DIR = 'checkpoints'
 TENSORBOARD_DIR = 'tensorboard'
 METRICS_CSV = 'metrics.csv'
 CONFIG_JSON = 'config.json'
+RESULTS_MD = 'results.md'
+RESULTS_JSON = 'results.json'
 LOG_FILE = 'log.txt'  # INFO logging of the binaries (experiments/console.py).
 
 

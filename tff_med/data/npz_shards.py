@@ -17,7 +17,7 @@ from tff_med.data.shards import (
   discover_hospitals,
   shard_file,
 )
-from tff_med.data.targets import warn_if_one_class
+from tff_med.data import targets
 from tff_med.errors import ShardError
 
 _MEDMNIST_KEYS = {'train': ('train_images', 'train_labels'), 'test': ('test_images', 'test_labels')}
@@ -57,11 +57,11 @@ def _load_hospital(root: str, hospital: str, num_classes: int) -> HospitalShard:
     else:
       path, x_key, y_key = shard_file(root, hospital, f'{split}.npz'), 'x', 'y'
     x, y = _read_pair(path, x_key, y_key, hospital)
-    arrays[split] = (_as_images(x, path, hospital), _as_labels(y, path, hospital, num_classes))
+    labels = _as_labels(y, path, hospital, num_classes, split)
+    arrays[split] = (_as_images(x, path, hospital), labels)
     files.append(path)
   if not len(arrays['train'][1]):
     raise ShardError('training shard has no rows', hospital=hospital, file=files[0])
-  warn_if_one_class(arrays['train'][1], hospital, files[0])
   (x_train, y_train), (x_test, y_test) = arrays['train'], arrays['test']
   return HospitalShard(hospital, x_train, y_train, x_test, y_test, sorted(set(files)))
 
@@ -99,20 +99,10 @@ def _as_images(x, path, hospital):
   return x
 
 
-def _as_labels(y, path, hospital, num_classes):
+def _as_labels(y, path, hospital, num_classes, split):
   y = y.reshape(len(y), -1)
   if y.shape[1] != 1:
     raise ShardError(
       f'labels must be one per image, got shape {y.shape}', hospital=hospital, file=path
     )
-  y = y[:, 0]
-  bad = (y < 0) | (y >= num_classes) | (y != np.round(y))
-  if bad.any():
-    row = int(np.argmax(bad))
-    raise ShardError(
-      f'label {y[row]} is outside the declared classes {list(range(num_classes))}',
-      hospital=hospital,
-      file=path,
-      row=row + 1,
-    )
-  return y.astype(np.int32)
+  return targets.ClassLabel('y', num_classes).check(y.astype(np.float64), path, hospital, split)

@@ -17,7 +17,16 @@ import numpy as np
 import tensorflow_federated as tff
 from absl import logging
 
-from tff_med import algorithms, evaluation, experiment, federated_stats, manifest, outputs, runtime
+from tff_med import (
+  algorithms,
+  evaluation,
+  experiment,
+  federated_stats,
+  manifest,
+  outputs,
+  run_results,
+  runtime,
+)
 from tff_med.data import client_data, scaling
 from tff_med.deployment import remote_data
 from tff_med.deployment.addresses import parse_workers
@@ -109,7 +118,7 @@ def train_remote(config, workdir: str, *, print_fn=print) -> experiment.RunResul
     finally:
       federation.close()
   no_privacy = {'level': 'none'}  # validate_deployment refuses DP for remote runs.
-  table = experiment.finish_run(
+  table = run_results.finish_run(
     workdir,
     loop,
     keras_model,

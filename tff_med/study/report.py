@@ -126,6 +126,19 @@ def fairness(rows, hospitals, metric='accuracy') -> list[dict]:
   return out
 
 
+def fairness_table(fair: list[dict], metric_name: str) -> str:
+  """Markdown of `fairness` rows: each method's worst hospital and the spread."""
+  lines = [
+    f'| method | worst hospital | its {metric_name} | spread (best - worst) |',
+    '|---|---|---:|---:|',
+  ]
+  lines += [
+    f'| {f["method"]} | {f["worst_hospital"]} | {f["worst"]:.3f} | {f["spread"]:.3f} |'
+    for f in fair
+  ]
+  return '\n'.join(lines)
+
+
 def cross_site_matrix(rows, hospitals, metric='accuracy') -> dict:
   """{trained where (method): {tested where: mean over seeds}}."""
   return {
@@ -213,16 +226,7 @@ def write_report(workdir, rows, curves, hospitals, predictions) -> str:
       f'## Clinical metrics of the best federated method, {best} (seed 0, threshold 0.5)',
       clinical_table(rows, best) if best else 'No federated method in this study.',
       '## Fairness across hospitals (accuracy)',
-      '\n'.join(
-        [
-          '| method | worst hospital | its accuracy | spread (best - worst) |',
-          '|---|---|---:|---:|',
-        ]
-        + [
-          f'| {f["method"]} | {f["worst_hospital"]} | {f["worst"]:.3f} | {f["spread"]:.3f} |'
-          for f in fair
-        ]
-      ),
+      fairness_table(fair, 'accuracy'),
       'Per-row metrics (AUC, PR-AUC, sensitivity, specificity, Brier, ECE, bootstrap 95% CIs) '
       'are in results.csv; plots and cross-site matrices beside this file.',
     ]

@@ -54,13 +54,7 @@ def write_report(workdir: str, rows: list[dict], curves: dict, hospitals: list[s
       'one place, which privacy forbids: it is an upper bound, not an option.',
       report.table(rows, hospitals, 'cindex', FLAMBY_CINDEX),
       '## Fairness across hospitals (C-index)',
-      '\n'.join(
-        ['| method | worst hospital | its C-index | spread (best - worst) |', '|---|---|---:|---:|']
-        + [
-          f'| {f["method"]} | {f["worst_hospital"]} | {f["worst"]:.3f} | {f["spread"]:.3f} |'
-          for f in fair
-        ]
-      ),
+      report.fairness_table(fair, 'C-index'),
       'Per-row C-index with bootstrap 95% CIs is in results.csv; plots and the cross-site '
       'matrix beside this file.',
     ]
