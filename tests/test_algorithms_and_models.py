@@ -140,7 +140,7 @@ def test_npz_label_out_of_range_and_missing_keys_are_named(tmp_path):
   (tmp_path / 'site_a' / 'data.npz').unlink()
   np.savez(tmp_path / 'site_a' / 'train.npz', x=np.zeros((2, 4, 4)), y=np.array([0, 5]))
   np.savez(tmp_path / 'site_a' / 'test.npz', x=np.zeros((1, 4, 4)), y=np.array([0]))
-  with pytest.raises(ShardError, match=r"train.npz', row 2: label 5 is outside"):
+  with pytest.raises(ShardError, match=r"train.npz', column 'y', row 2: label 5 is outside"):
     npz_shards.load_npz_shards(str(tmp_path), num_classes=2)
 
 

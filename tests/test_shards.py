@@ -223,3 +223,9 @@ def test_a_hospital_worker_checks_every_numeric_cell_without_a_label(tmp_path):
   write_shards(tmp_path, with_rows('beta', 'test', ['48,,0,0']))
   with pytest.raises(ShardError, match=r"hospital 'beta', .*column 'bmi', row 1: value is missing"):
     check_csv_shards(str(tmp_path))
+
+
+def test_a_hospital_worker_serving_one_hospital_is_not_warned_about(tmp_path, caplog):
+  write_shards(tmp_path, {'alpha': TABLES['alpha']})
+  assert check_csv_shards(str(tmp_path)) == ['alpha']
+  assert not [r for r in caplog.records if 'Only one hospital' in r.getMessage()]

@@ -16,6 +16,7 @@ from tff_med.data.shards import (
   HospitalShard,
   discover_hospitals,
   shard_file,
+  warn_if_one_hospital,
 )
 from tff_med.data import targets
 from tff_med.errors import ShardError
@@ -34,7 +35,9 @@ def load_npz_shards(root: str, *, num_classes: int) -> FederatedShards:
       disagree in length, image shapes differ between hospitals, pixel values
       are not finite, or a label is outside 0..num_classes-1.
   """
-  shards = [_load_hospital(root, h, num_classes) for h in discover_hospitals(root)]
+  hospitals = discover_hospitals(root)
+  warn_if_one_hospital(hospitals, root)
+  shards = [_load_hospital(root, h, num_classes) for h in hospitals]
   shape = shards[0].x_train.shape[1:]
   for shard in shards:
     for x in (shard.x_train, shard.x_test):
@@ -57,7 +60,7 @@ def _load_hospital(root: str, hospital: str, num_classes: int) -> HospitalShard:
     else:
       path, x_key, y_key = shard_file(root, hospital, f'{split}.npz'), 'x', 'y'
     x, y = _read_pair(path, x_key, y_key, hospital)
-    labels = _as_labels(y, path, hospital, num_classes, split)
+    labels = _as_labels(y, y_key, path, hospital, num_classes, split)
     arrays[split] = (_as_images(x, path, hospital), labels)
     files.append(path)
   if not len(arrays['train'][1]):
@@ -99,10 +102,10 @@ def _as_images(x, path, hospital):
   return x
 
 
-def _as_labels(y, path, hospital, num_classes, split):
+def _as_labels(y, key, path, hospital, num_classes, split):
   y = y.reshape(len(y), -1)
   if y.shape[1] != 1:
     raise ShardError(
       f'labels must be one per image, got shape {y.shape}', hospital=hospital, file=path
     )
-  return targets.ClassLabel('y', num_classes).check(y.astype(np.float64), path, hospital, split)
+  return targets.ClassLabel(key, num_classes).check(y.astype(np.float64), path, hospital, split)

@@ -87,13 +87,17 @@ def discover_hospitals(root: str) -> list[str]:
     )
   for hospital in hospitals:
     _check_inside_root(root, os.path.join(root, hospital), hospital)
+  return hospitals
+
+
+def warn_if_one_hospital(hospitals: list[str], root: str) -> None:
+  """A study over a single hospital is local training: say so (a hospital's worker may serve one)."""
   if len(hospitals) == 1:
     logging.warning(
       'Only one hospital (%s) under %s: this run is local training, not a federation.',
       hospitals[0],
       root,
     )
-  return hospitals
 
 
 def shard_file(root: str, hospital: str, name: str) -> str:
@@ -169,6 +173,7 @@ def load_csv_shards(
         file=first.path,
       )
   names = _feature_names(tables, target.columns, features)
+  warn_if_one_hospital(list(tables), root)
   shards = [_build_shard(h, t, names, target, missing) for h, t in tables.items()]
   return FederatedShards(shards, names, target.columns[-1], target.num_classes, time)
 
