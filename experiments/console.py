@@ -33,7 +33,8 @@ def log_to_workdir(workdir: str) -> str | None:
     return None
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, outputs.LOG_FILE)
-  logging.get_absl_handler().python_handler.stream = open(path, 'a')  # noqa: SIM115 (process-long)
+  # Open for the rest of the process: absl writes every later record to it.
+  logging.get_absl_handler().python_handler.stream = open(path, 'a')
   flags.FLAGS.stderrthreshold = 'warning'
   return path
 

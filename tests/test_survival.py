@@ -209,6 +209,7 @@ def test_smoke_survival_study_reports_cindex_next_to_flamby(tmp_path):
   assert {'cross_site_cindex.png', 'learning_curves.png', 'summary.md'} <= set(
     os.listdir(tmp_path / 'study')
   )
+  assert '| event rate (train) |' in (tmp_path / 'study' / 'heterogeneity.md').read_text()
 
 
 def test_predicted_survival_uses_breslows_baseline_as_lifelines_does():

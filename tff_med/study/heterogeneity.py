@@ -56,6 +56,7 @@ def hospital_summaries(raw: FederatedShards) -> dict[str, dict]:
       'n_train': int(n),
       'n_test': len(shard.y_test),
       'prevalence': float(np.asarray(counts)[-1] / n),
+      'rate_name': 'event rate' if raw.survival else 'prevalence',  # What `prevalence` holds.
       'mean': mean,
       'sd': np.sqrt(np.maximum(np.asarray(total_sq) / n - mean**2, 0)),
       'missing_rate': shard.missing_rate,
@@ -66,7 +67,8 @@ def hospital_summaries(raw: FederatedShards) -> dict[str, dict]:
 def to_markdown(summaries: dict[str, dict], feature_names: list[str]) -> str:
   """Two tables: sizes and prevalence, then feature mean (sd) and missing rate per hospital."""
   hospitals = list(summaries)
-  lines = ['| hospital | train n | test n | prevalence (train) |', '|---|---:|---:|---:|']
+  rate = next(iter(summaries.values()))['rate_name']
+  lines = [f'| hospital | train n | test n | {rate} (train) |', '|---|---:|---:|---:|']
   for h, s in summaries.items():
     lines.append(f'| {h} | {s["n_train"]} | {s["n_test"]} | {s["prevalence"]:.2f} |')
   lines += ['', '| feature | ' + ' | '.join(hospitals) + ' |', '|---|' + '---:|' * len(hospitals)]
@@ -91,7 +93,7 @@ def to_rows(summaries: dict[str, dict], feature_names: list[str]) -> list[dict]:
       'hospital': h,
       'feature': name,
       'n_train': s['n_train'],
-      'prevalence': s['prevalence'],
+      s['rate_name'].replace(' ', '_'): s['prevalence'],
       'mean': float(s['mean'][i]),
       'sd': float(s['sd'][i]),
       'missing_rate': float(s['missing_rate'][i]),
