@@ -15,7 +15,7 @@ computation from each hospital's per-channel sums (`data.scaling='per_hospital'`
 uses each hospital's own; `'none'` leaves pixels as they are). Everything else
 is as in `configs/heart_disease.py` and can be overridden the same way. On four
 hospitals of 8x8 digit images (about 450 per hospital, 10 classes) it takes
-about a minute on 2 cores and reaches a test accuracy near 0.9
+about 20 s on 2 cores and reaches a test accuracy near 0.9 (0.883 measured)
 (`tests/test_user_commands.py` runs this command on such a federation).
 """
 

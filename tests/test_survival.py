@@ -210,6 +210,7 @@ def test_smoke_survival_study_reports_cindex_next_to_flamby(tmp_path):
     os.listdir(tmp_path / 'study')
   )
   assert '| event rate (train) |' in (tmp_path / 'study' / 'heterogeneity.md').read_text()
+  assert '## Calibration on the union of test sets' in study.summary
 
 
 def test_predicted_survival_uses_breslows_baseline_as_lifelines_does():

@@ -53,7 +53,7 @@ def read_curve(metrics_csv: str, key: str = 'eval/all/auc') -> list[tuple[int, f
     return [(int(r['key']), float(r[key])) for r in csv.DictReader(f) if r.get(key)]
 
 
-def _mean_sd(values) -> tuple[float, float, int]:
+def mean_sd(values) -> tuple[float, float, int]:
   values = [v for v in values if not math.isnan(v)]
   if not values:
     return math.nan, math.nan, 0
@@ -64,7 +64,7 @@ def _mean_sd(values) -> tuple[float, float, int]:
   )
 
 
-def _fmt(mean, sd=None):
+def fmt(mean, sd=None):
   if math.isnan(mean):
     return 'undefined'
   return f'{mean:.3f}' if sd is None else f'{mean:.3f} ± {sd:.3f}'
@@ -77,7 +77,7 @@ def per_method(rows, hospitals, metric) -> dict:
     mine = [r for r in rows if r['method'] == method]
     seeds = sorted({r['seed'] for r in mine})
     entry = {
-      t: _mean_sd([r[metric] for r in mine if r['test_set'] == t]) for t in hospitals + ['all']
+      t: mean_sd([r[metric] for r in mine if r['test_set'] == t]) for t in hospitals + ['all']
     }
     per_seed = [
       np.nanmean(
@@ -85,7 +85,7 @@ def per_method(rows, hospitals, metric) -> dict:
       )
       for s in seeds
     ]
-    entry['mean'] = _mean_sd(per_seed)
+    entry['mean'] = mean_sd(per_seed)
     out[method] = entry
   return out
 
@@ -98,7 +98,7 @@ def table(rows, hospitals, metric, flamby=None):
   lines = ['| ' + ' | '.join(head) + ' |', '|---|' + '---:|' * (len(head) - 1)]
   for method, entry in stats.items():
     cells = [
-      _fmt(m, sd if n > 1 else None) for m, sd, n in (entry[t] for t in hospitals + ['all', 'mean'])
+      fmt(m, sd if n > 1 else None) for m, sd, n in (entry[t] for t in hospitals + ['all', 'mean'])
     ]
     if flamby:
       key = 'local' if method.startswith('local_') else method
@@ -252,7 +252,7 @@ def clinical_table(rows, method, seed=0) -> str:
       else f'{r[m]:.3f} [{r[m + "_ci_low"]:.3f}, {r[m + "_ci_high"]:.3f}]'
       for m in ('auc', 'sensitivity', 'specificity')
     ]
-    plain = [_fmt(r[m]) for m in ('pr_auc', 'accuracy', 'brier', 'ece')]
+    plain = [fmt(r[m]) for m in ('pr_auc', 'accuracy', 'brier', 'ece')]
     lines.append(
       f'| {r["test_set"]} | {r["n"]} | {r["prevalence"]:.2f} | '
       + ' | '.join(with_ci + plain)

@@ -7,6 +7,7 @@ Fed-TCGA-BRCA figures.
 
 from __future__ import annotations
 
+import math
 import os
 
 from tff_med.study import plots, report
@@ -23,6 +24,29 @@ FLAMBY_CINDEX = {
   'local': '0.565 to 0.728 / 0.498 to 0.750',
 }
 CURVE_KEY = 'eval/all/cindex'
+
+
+def calibration_table(rows: list[dict]) -> str:
+  """Mean predicted survival against the Kaplan–Meier estimate at each horizon, per method."""
+  columns = sorted(
+    {k for r in rows for k in r if k.startswith('predicted_survival_at_')},
+    key=lambda k: float(k.rsplit('_', 1)[1]),
+  )
+  horizons = [c.rsplit('_', 1)[1] for c in columns]
+  lines = [
+    '| method | ' + ' | '.join(f'at {h}: predicted / Kaplan–Meier' for h in horizons) + ' |',
+    '|---|' + '---:|' * len(horizons),
+  ]
+  union = [r for r in rows if r['test_set'] == 'all']
+  for method in dict.fromkeys(r['method'] for r in union):
+    cells = []
+    for h in horizons:
+      mine = [r for r in union if r['method'] == method]
+      predicted = report.mean_sd([r.get(f'predicted_survival_at_{h}', math.nan) for r in mine])[0]
+      observed = report.mean_sd([r.get(f'km_survival_at_{h}', math.nan) for r in mine])[0]
+      cells.append(f'{report.fmt(predicted)} / {report.fmt(observed)}')
+    lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
 
 
 def write_report(workdir: str, rows: list[dict], curves: dict, hospitals: list[str]) -> str:
@@ -53,6 +77,8 @@ def write_report(workdir: str, rows: list[dict], curves: dict, hospitals: list[s
       'observed event has no C-index (undefined, never 0.5). "pooled" needs all records in '
       'one place, which privacy forbids: it is an upper bound, not an option.',
       report.table(rows, hospitals, 'cindex', FLAMBY_CINDEX),
+      '## Calibration on the union of test sets (mean over seeds)',
+      calibration_table(rows),
       '## Fairness across hospitals (C-index)',
       report.fairness_table(fair, 'C-index'),
       'Per-row C-index with bootstrap 95% CIs is in results.csv; plots and the cross-site '
