@@ -18,11 +18,7 @@ _WORKDIR = flags.DEFINE_string(
 )
 
 
-def _run(config, workdir):
-  km_report.run_kaplan_meier(config, workdir if _WORKDIR.value else f'{workdir}_km')
-
-
-main = study_main.config_main(_CONFIG, _WORKDIR, _run)
+main = study_main.config_main(_CONFIG, _WORKDIR, km_report.run_kaplan_meier, suffix='_km')
 
 if __name__ == '__main__':
   flags.mark_flags_as_required(['config'])

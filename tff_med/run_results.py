@@ -30,7 +30,11 @@ HEADLINE = {'classification': ('auc', 'AUC'), 'survival': ('cindex', 'C-index')}
 
 
 def task_kind(data) -> str:
-  """'survival' for shards with a time column, else 'classification'."""
+  """'survival' for shards with a time column, else 'classification'.
+
+  A remote federation's schema has no `survival`: remote runs are classification
+  (`experiment.validate_training` refuses remote survival studies).
+  """
   return 'survival' if getattr(data, 'survival', False) else 'classification'
 
 

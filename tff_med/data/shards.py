@@ -184,7 +184,7 @@ def _read_tables(root: str) -> dict[str, dict[str, csv_reader.CsvTable]]:
     h: {s: csv_reader.read_table(shard_file(root, h, f'{s}.csv'), h) for s in SPLITS}
     for h in discover_hospitals(root)
   }
-  _check_same_columns(tables)
+  check_same_columns([(h, t.path, t.columns) for h in tables for t in tables[h].values()])
   return tables
 
 
@@ -215,10 +215,6 @@ def check_csv_shards(root: str) -> list[str]:
     if not splits['train'].num_rows:
       raise ShardError('training shard has no rows', hospital=hospital, file=splits['train'].path)
   return list(tables)
-
-
-def _check_same_columns(tables) -> None:
-  check_same_columns([(h, t.path, t.columns) for h in tables for t in tables[h].values()])
 
 
 def check_same_columns(files: list[tuple[str, str, Sequence[str]]]) -> None:

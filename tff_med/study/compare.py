@@ -16,7 +16,16 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tff_med import algorithms, experiment, export, manifest, metrics, outputs, runtime
+from tff_med import (
+  algorithms,
+  experiment,
+  export,
+  manifest,
+  metrics,
+  outputs,
+  run_results,
+  runtime,
+)
 from tff_med import task as task_lib
 from tff_med.errors import ConfigError, unknown_name_error
 from tff_med.study import centralized, clinical_metrics, heterogeneity, report
@@ -176,7 +185,7 @@ def _run_seed(config, raw, seed, workdir, print_fn):
       base = method.removesuffix(FINETUNE)
       if base not in federated:
         federated[base], curves[base] = _federated(
-          config, base, seed, workdir, print_fn, task.data.survival
+          config, base, seed, workdir, print_fn, run_results.task_kind(task.data)
         )
       if method == base:
         rows += _rows(
@@ -194,7 +203,7 @@ def _run_seed(config, raw, seed, workdir, print_fn):
   return rows, curves, predictions
 
 
-def _federated(config, algorithm, seed, workdir, print_fn, survival):
+def _federated(config, algorithm, seed, workdir, print_fn, kind):
   run_config = config.copy_and_resolve_references()
   with run_config.unlocked():
     del run_config['study']
@@ -206,7 +215,7 @@ def _federated(config, algorithm, seed, workdir, print_fn, survival):
   print_fn(f'seed {seed}: {algorithm} ...')
   experiment.train(run_config, run_dir, print_fn=lambda _: None)
   model, _ = export.load_exported(run_dir)
-  key = study_report.CURVE_KEY if survival else 'eval/all/auc'
+  key = outputs.eval_key(ALL, run_results.HEADLINE[kind][0])  # What its progress line showed.
   return model, report.read_curve(os.path.join(run_dir, outputs.METRICS_CSV), key)
 
 

@@ -47,7 +47,7 @@ def result_row(method, trained_at, seed, test_set, evaluation, note='') -> dict:
   return row
 
 
-def read_curve(metrics_csv: str, key: str = 'eval/all/auc') -> list[tuple[int, float]]:
+def read_curve(metrics_csv: str, key: str) -> list[tuple[int, float]]:
   """(round, value) pairs of one metric from a run's metrics.csv."""
   with open(metrics_csv) as f:
     return [(int(r['key']), float(r[key])) for r in csv.DictReader(f) if r.get(key)]

@@ -23,7 +23,6 @@ FLAMBY_CINDEX = {
   'fedadagrad': '0.834 ± 0.007 / 0.813',
   'local': '0.565 to 0.728 / 0.498 to 0.750',
 }
-CURVE_KEY = 'eval/all/cindex'
 
 
 def calibration_table(rows: list[dict]) -> str:
