@@ -3,8 +3,10 @@
 import os
 import signal
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import grpc
@@ -12,7 +14,7 @@ import pytest
 import tensorflow_federated as tff
 
 from tests.conftest import is_running, worker_pids
-from tff_med import runtime
+from tff_med import runtime, stale_files
 
 
 def test_local_runtime_stops_its_worker():
@@ -137,3 +139,17 @@ def test_this_process_caps_its_malloc_arenas_too(monkeypatch):
   assert runtime.limit_malloc_arenas()
   monkeypatch.setenv('MALLOC_ARENA_MAX', '4')
   assert not runtime.limit_malloc_arenas()  # The user's value, applied by glibc at start, wins.
+
+
+def test_files_left_by_a_killed_process_are_swept_at_the_next_start():
+  dead = subprocess.Popen(['true'])
+  dead.wait()
+  prefix = 'tff_med_sweep_test_'
+  stale = tempfile.mkdtemp(prefix=f'{prefix}{dead.pid}_')
+  open(os.path.join(stale, 'train.npy'), 'w').close()  # What a killed run leaves.
+  ours = tempfile.mkdtemp(prefix=stale_files.owned_name(prefix))
+  try:
+    assert stale_files.sweep(prefix) == [stale]
+    assert not os.path.exists(stale) and os.path.isdir(ours)  # A live owner's is kept.
+  finally:
+    shutil.rmtree(ours, ignore_errors=True)

@@ -37,6 +37,7 @@ import tensorflow_federated as tff
 # Not exported by TFF; its test context is the only user (see execution_context).
 from tensorflow_federated.python.core.backends.test import compiler as test_compiler
 
+from tff_med import stale_files
 from tff_med.errors import WorkerError  # noqa: F401  (raised here; callers catch runtime.WorkerError)
 
 _PR_SET_PDEATHSIG = 1
@@ -46,6 +47,7 @@ _M_ARENA_MAX = -8  # mallopt parameter, glibc's malloc.h.
 # up: +10% over 1000 heart rounds, flat (+0.6%) with two arenas, while
 # malloc_trim every 50 rounds did nothing (benchmarks/README.md, "Memory").
 MALLOC_ARENAS = 2
+LOG_PREFIX = 'tff_med_worker_'  # + the owner's PID: swept once it is gone.
 _GRPC_OPTIONS = [
   ('grpc.max_message_length', 2_000_000_000),
   ('grpc.max_receive_message_length', 2_000_000_000),
@@ -119,7 +121,8 @@ def start_worker(
       f'max_concurrent_computation_calls must be an int, got {max_concurrent_computation_calls!r}'
     )
   if log_path is None:
-    fd, log_path = tempfile.mkstemp(prefix=f'tff_worker_{port}_', suffix='.log')
+    stale_files.sweep(LOG_PREFIX)  # Left by processes that were killed.
+    fd, log_path = tempfile.mkstemp(prefix=stale_files.owned_name(LOG_PREFIX), suffix='.log')
     os.close(fd)
   with open(log_path, 'ab') as log:
     process = subprocess.Popen(

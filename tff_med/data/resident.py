@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from tff_med import stale_files
 from tff_med.data import client_data
 from tff_med.data.shards import SPLITS, FederatedShards
 
@@ -160,7 +161,8 @@ def resident_shards(data: FederatedShards):
       process = tff.simulation.compose_dataset_computation_with_learning_process(
         shards.train_computation(plan), learning_process)
   """
-  directory = tempfile.mkdtemp(prefix=DIRECTORY_PREFIX)  # mode 0700
+  stale_files.sweep(DIRECTORY_PREFIX)  # Left by runs that were killed.
+  directory = tempfile.mkdtemp(prefix=stale_files.owned_name(DIRECTORY_PREFIX))  # mode 0700
   try:
     yield ResidentShards(data, directory)
   finally:
