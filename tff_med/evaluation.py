@@ -32,9 +32,12 @@ def undefined_reason(labels: np.ndarray) -> str | None:
 
 
 def undefined_reason_from_counts(counts) -> str | None:
-  """`undefined_reason` from a histogram of test labels (what a remote hospital reports)."""
+  """`undefined_reason` from a histogram of test labels (what a remote hospital reports).
+
+  A negative count is a small count the hospital suppressed: the class is present.
+  """
   counts = np.asarray(counts)
-  if counts.sum() == 0:
+  if np.abs(counts).sum() == 0:
     return 'test shard is empty'
   present = np.flatnonzero(counts)
   if len(present) < 2:

@@ -20,6 +20,22 @@ import pandas as pd
 from tff_med.data.split import write_once
 
 LABEL = 'heart_disease'
+# The shards' feature columns, in file order (a deployment plan names them before any data).
+FEATURES = (
+  'age',
+  'sex',
+  'trestbps',
+  'chol',
+  'fbs',
+  'thalach',
+  'exang',
+  'oldpeak',
+  'cp_atypical_angina',
+  'cp_non_anginal',
+  'cp_asymptomatic',
+  'restecg_st_t_abnormality',
+  'restecg_lv_hypertrophy',
+)
 HOSPITALS = {
   'Cleveland': 'cleveland',
   'Hungary': 'hungary',

@@ -11,68 +11,21 @@ The learning process and evaluation are TFF's own, composed with the loaders by
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
-import tensorflow_federated as tff
 from absl import logging
 
-from tff_med import (
-  algorithms,
-  evaluation,
-  experiment,
-  federated_stats,
-  manifest,
-  outputs,
-  run_results,
-  runtime,
-)
+from tff_med import evaluation, experiment, manifest, outputs, run_results, runtime
 from tff_med.data import client_data, scaling
-from tff_med.deployment import remote_data
-from tff_med.deployment.addresses import parse_workers
-from tff_med.deployment.federation import RemoteFederation, TlsFiles
+from tff_med.deployment import computations, plan, remote_data
+from tff_med.deployment.federation import RemoteFederation
+from tff_med.deployment.tls_identity import TlsFiles
 from tff_med.deployment.schema import RemoteTask, fetch_schema
-from tff_med.errors import ConfigError
 from tff_med.training_loop import run_rounds
 
 
-def validate_deployment(config) -> dict[str, str]:
-  """Checks what a remote run supports; returns {hospital: address}.
-
-  Raises:
-    ConfigError: Malformed or duplicate workers, incomplete TLS files, or a
-      feature that runs only in simulation.
-  """
-  d = config.deployment
-  workers = parse_workers(d.workers)
-  tls = [d.tls_cert, d.tls_key, d.tls_ca]
-  if any(tls) and not all(tls):
-    raise ConfigError('mutual TLS needs all of deployment.tls_cert, tls_key and tls_ca')
-  for name in ('ready_timeout', 'call_timeout'):
-    if not d[name] > 0:
-      raise ConfigError(f'deployment.{name} must be > 0 seconds, got {d[name]}')
-  simulation_only = {
-    'data.source=npz': config.data.source == 'npz',
-    f'data.missing={config.data.missing!r} (workers validate with missing=error)': (
-      config.data.missing != 'error'
-    ),
-    f'privacy.level={config.privacy.level!r}': config.privacy.level != 'none',
-    f'attack.kind={config.attack.kind!r}': config.attack.kind != 'none',
-    f'runtime.engine={config.runtime.engine!r}': config.runtime.engine != 'tff',
-  }
-  refused = [name for name, on in simulation_only.items() if on]
-  if refused:
-    raise ConfigError(f'remote deployments do not support {", ".join(refused)} yet')
-  return workers
-
-
-def _standardizer(federation, schema, shard_format, mode: str) -> scaling.Standardizer:
+def _standardizer(federation, schema, moments, mode: str) -> scaling.Standardizer:
   """The run's standardization, from sums each hospital's worker computes on its shard."""
   hospitals = schema.hospitals
-  moments = tff.simulation.compose_dataset_computation_with_computation(
-    shard_format.features_computation(),
-    federated_stats.dataset_moments_computation(len(schema.feature_names)),
-  )
 
   def summed(over):
     with federation.route(over):
@@ -103,8 +56,9 @@ def train_remote(config, workdir: str, *, print_fn=print) -> experiment.RunResul
     DeploymentError: A worker is unreachable, lacks its shard, or stops answering.
   """
   experiment.validate_training(config)
-  workers = validate_deployment(config)
-  plan = experiment.local_training(config.data)
+  workers = computations.validate_deployment(config)
+  if config.deployment.plan:
+    plan.check_against(config, config.deployment.plan)
   federation = _federation(config, workers)
   with runtime.local_runtime(
     max_concurrent_computation_calls=config.runtime.max_concurrent_computation_calls
@@ -112,7 +66,7 @@ def train_remote(config, workdir: str, *, print_fn=print) -> experiment.RunResul
     try:
       federation.connect()
       logging.info('Connected to %d hospital worker(s): %s', len(workers), workers)
-      loop, task, notes, test_sizes, weights = _run(config, workdir, plan, federation, print_fn)
+      loop, task, notes, test_sizes, weights = _run(config, workdir, federation, print_fn)
       keras_model = task.keras_model()
       weights.assign_weights_to(keras_model)
     finally:
@@ -132,28 +86,18 @@ def train_remote(config, workdir: str, *, print_fn=print) -> experiment.RunResul
   return experiment.RunResult(loop, task, workdir, table, no_privacy)
 
 
-def _run(config, workdir, plan, federation, print_fn):
-  schema = fetch_schema(federation, config.data)
+def _run(config, workdir, federation, print_fn):
+  describe = remote_data.describe_computation(config.data.label, config.data.num_classes)
+  schema = fetch_schema(federation, config.data, describe)
   hospitals = schema.hospitals
-  groups = {h: i for i, h in enumerate(hospitals)}
-  raw = remote_data.ShardFormat.unscaled(
-    schema.columns, schema.feature_names, schema.label, schema.num_classes
-  )
-  standardizer = _standardizer(federation, schema, raw, config.data.scaling)
-  shard_format = dataclasses.replace(
-    raw,
-    mean=np.stack([standardizer.mean[h] for h in hospitals]),
-    std=np.stack([standardizer.std[h] for h in hospitals]),
-  )
+  comps = computations.build(config, schema.feature_names, len(hospitals))
+  standardizer = _standardizer(federation, schema, comps.moments, config.data.scaling)
   task = RemoteTask(schema, standardizer, config.model.to_dict(), config.seed)
   hospitals_fn = experiment.hospitals_per_round(
     hospitals, config.algorithm.clients_per_round, config.seed
   )
   stopping = experiment.stopping_rule(config.training.stopping, hospitals)
-  process = tff.simulation.compose_dataset_computation_with_learning_process(
-    shard_format.train_computation(plan),
-    algorithms.build_learning_process(task.model_fn(), config.algorithm, len(hospitals)),
-  )
+  stats = {h: (standardizer.mean[h], standardizer.std[h]) for h in hospitals}
 
   def datasets_fn(round_num, round_hospitals):
     return [
@@ -162,22 +106,20 @@ def _run(config, workdir, plan, federation, print_fn):
         'train',
         seed=client_data.shuffle_seed(config.seed, round_num, hospitals.index(h)),
         rows=schema.rows[h]['train'],
-        index=groups[h],
+        mean=stats[h][0],
+        std=stats[h][1],
       )
       for h in round_hospitals
     ]
 
   counts = {h: schema.label_counts[h]['test'] for h in hospitals}
   notes = {h: evaluation.undefined_reason_from_counts(c) for h, c in counts.items()}
-  notes[evaluation.ALL] = evaluation.undefined_reason_from_counts(sum(counts.values()))
+  notes[evaluation.ALL] = evaluation.undefined_reason_from_counts(
+    sum(np.abs(c) for c in counts.values())
+  )
   evaluator = evaluation.FederatedEvaluator(
-    tff.simulation.compose_dataset_computation_with_learning_process(
-      shard_format.test_computation(config.data.eval_batch_size),
-      tff.learning.algorithms.build_fed_eval(
-        task.model_fn(), loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR
-      ),
-    ),
-    {h: remote_data.client_input(h, 'test', index=groups[h]) for h in hospitals},
+    comps.evaluation,
+    {h: remote_data.client_input(h, 'test', mean=stats[h][0], std=stats[h][1]) for h in hospitals},
     notes,
     route=federation.route,
   )
@@ -187,7 +129,7 @@ def _run(config, workdir, plan, federation, print_fn):
     workdir, config.training.rounds, print_fn=print_fn
   )
   loop = run_rounds(
-    process,
+    comps.process,
     datasets_fn=datasets_fn,
     hospitals_fn=hospitals_fn,
     evaluate_fn=evaluator.evaluate,
@@ -199,4 +141,4 @@ def _run(config, workdir, plan, federation, print_fn):
   )
   test_sizes = {h: schema.rows[h]['test'] for h in hospitals}
   test_sizes[evaluation.ALL] = sum(test_sizes.values())
-  return loop, task, notes, test_sizes, process.get_model_weights(loop.state)
+  return loop, task, notes, test_sizes, comps.process.get_model_weights(loop.state)

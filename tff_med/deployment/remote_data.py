@@ -1,16 +1,20 @@
 """TF computations that read a hospital's shard where it lives, on that hospital's worker.
 
 The coordinator sends only strings: a client input names a shard file relative
-to the worker's data root, plus the shuffle seed, the row count and which
-standardization statistics to use ('cleveland/train.csv|seed|rows|index'). The
-worker parses the CSV, standardizes, shuffles and batches exactly as the
-simulation does with in-memory arrays (`client_data.training_dataset`), so a
-remote run and a simulated one see the same batches.
+to the worker's data root, the shuffle seed, the row count and the
+standardization statistics to apply ('cleveland/train.csv|seed|rows|mean;..|std;..').
+Every computation depends on the config alone (columns are found by name in
+the shard's header, statistics arrive as data), so the plan a hospital approves
+(`deployment.plan`) can be exported before anyone has seen a shard. The worker
+parses the CSV, standardizes, shuffles and batches exactly as the simulation
+does with in-memory arrays (`client_data.training_dataset`), so a remote run
+and a simulated one see the same batches.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -19,103 +23,133 @@ import tensorflow_federated as tff
 from tff_med.data import client_data
 
 SEPARATOR = '|'
+SPLITS = ('train', 'test')
+# The smallest label count a hospital discloses; 1..MIN_COUNT-1 is reported as SUPPRESSED.
+MIN_COUNT = 5
+SUPPRESSED = -1
+
+_NUMBER = r'-?[0-9.eE+-]+|nan|inf'
+_CLIENT_INPUT = re.compile(
+  rf'(?P<hospital>[A-Za-z0-9_.-]+)/(?P<split>train|test)\.csv\|[0-9]+\|[0-9]+'
+  rf'\|(?:(?:{_NUMBER})(?:;(?:{_NUMBER}))*)?\|(?:(?:{_NUMBER})(?:;(?:{_NUMBER}))*)?'
+)
 
 
-def client_input(hospital: str, split: str, *, seed: int = 0, rows: int = 0, index: int = 0) -> str:
-  """The string a hospital's worker turns into its `split` dataset."""
-  return SEPARATOR.join([f'{hospital}/{split}.csv', str(seed), str(rows), str(index)])
+def client_input(hospital: str, split: str, *, seed=0, rows=0, mean=(), std=()) -> str:
+  """The string a hospital's worker turns into its `split` dataset (statistics: float64)."""
+
+  def numbers(values):
+    return ';'.join(repr(float(v)) for v in values)
+
+  return SEPARATOR.join(
+    [f'{hospital}/{split}.csv', str(seed), str(rows), numbers(mean), numbers(std)]
+  )
+
+
+def parse_client_input(text: str) -> tuple[str, str] | None:
+  """(hospital, split) of a well-formed client input, or None for anything else."""
+  match = _CLIENT_INPUT.fullmatch(text)
+  if match is None or match['hospital'] in ('.', '..'):
+    return None
+  return match['hospital'], match['split']
 
 
 def _lines(path):
-  content = tf.strings.regex_replace(tf.io.read_file(path), '\r', '')
-  lines = tf.strings.split(tf.strings.strip(content), '\n')
-  return lines[0], lines[1:]
+  lines = tf.data.TextLineDataset(path).map(lambda line: tf.strings.regex_replace(line, '\r', ''))
+  header = lines.take(1).get_single_element()
+  rows = lines.skip(1).filter(lambda line: tf.strings.length(tf.strings.strip(line)) > 0)
+  return header, rows
+
+
+def _positions(header, names):
+  """Indices of `names` in the CSV header (an assertion names a missing column)."""
+  columns = tf.strings.strip(tf.strings.split(header, ','))
+  equal = tf.equal(tf.constant(list(names))[:, None], columns[None, :])
+  check = tf.debugging.assert_equal(
+    tf.reduce_all(tf.reduce_any(equal, axis=1)), True, message=f'shard lacks one of {names}'
+  )
+  with tf.control_dependencies([check]):
+    return tf.argmax(tf.cast(equal, tf.int32), axis=1, output_type=tf.int32)
 
 
 # A label cell the hospital accepts: a whole number, optionally written as '1.0'.
 _WHOLE_NUMBER = r'\s*[0-9]+(\.0*)?\s*'
 
 
-@tff.tensorflow.computation(np.str_, np.str_, np.int32)
-def describe_shard(path, label, num_classes):
-  """(header line, data rows, label histogram, first bad label row) of a shard on the worker.
+def describe_computation(label: str, num_classes: int):
+  """client input -> (header line, data rows, label histogram, first bad label row), at the hospital.
 
-  Runs at the hospital, for the label the coordinator's study names: the label
-  values come back as counts per class 0..num_classes-1 (aggregates, never
-  rows), and the 1-based number of the first row whose label is missing, not
-  a whole number or outside the classes (0 when every row is fine; -1 when the
-  file has no such column), so the coordinator can name the row without
-  seeing it.
+  The label and its classes are part of the computation (so of the plan the
+  hospital approves): the coordinator cannot ask for another column's
+  histogram. Counts between 1 and MIN_COUNT-1 come back as SUPPRESSED. The bad
+  row is the 1-based number of the first row whose label is missing, not a
+  whole number or outside the classes (0 when every row is fine; -1 when the
+  file has no such column), so the coordinator can name the row without seeing it.
   """
-  header, rows = _lines(path)
-  columns = tf.strings.strip(tf.strings.split(header, ','))
-  index = tf.cast(tf.reshape(tf.where(tf.equal(columns, label)), [-1]), tf.int32)
-  found = tf.size(index) > 0
-  index = tf.cond(found, lambda: index[0], lambda: tf.constant(0))
-  cells = tf.cond(
-    found,
-    lambda: tf.gather(tf.strings.split(rows, ','), index, axis=1),
-    lambda: tf.fill(tf.shape(rows), ''),
-  )
-  whole = tf.strings.regex_full_match(cells, _WHOLE_NUMBER)
-  values = tf.strings.to_number(tf.where(whole, cells, '-1'), tf.float64)
-  valid = whole & (values < tf.cast(num_classes, tf.float64))
-  labels = tf.cast(tf.boolean_mask(values, valid), tf.int32)
-  histogram = tf.math.bincount(labels, minlength=num_classes, maxlength=num_classes, dtype=tf.int64)
-  invalid = tf.cast(tf.where(tf.logical_not(valid)), tf.int64)
-  bad_row = tf.cond(
-    tf.size(invalid) > 0, lambda: invalid[0, 0] + 1, lambda: tf.constant(0, tf.int64)
-  )
-  bad_row = tf.where(found, bad_row, tf.constant(-1, tf.int64))
-  return header, tf.size(rows, out_type=tf.int64), histogram, bad_row
+
+  @tff.tensorflow.computation(np.str_)
+  def describe_shard(spec):
+    path = tf.strings.split(spec, SEPARATOR)[0]
+    content = tf.strings.regex_replace(tf.io.read_file(path), '\r', '')
+    lines = tf.strings.split(tf.strings.strip(content), '\n')
+    header, rows = lines[0], lines[1:]
+    columns = tf.strings.strip(tf.strings.split(header, ','))
+    index = tf.cast(tf.reshape(tf.where(tf.equal(columns, label)), [-1]), tf.int32)
+    found = tf.size(index) > 0
+    index = tf.cond(found, lambda: index[0], lambda: tf.constant(0))
+    cells = tf.cond(
+      found,
+      lambda: tf.gather(tf.strings.split(rows, ','), index, axis=1),
+      lambda: tf.fill(tf.shape(rows), ''),
+    )
+    whole = tf.strings.regex_full_match(cells, _WHOLE_NUMBER)
+    values = tf.strings.to_number(tf.where(whole, cells, '-1'), tf.float64)
+    valid = whole & (values < num_classes)
+    labels = tf.cast(tf.boolean_mask(values, valid), tf.int32)
+    histogram = tf.math.bincount(
+      labels, minlength=num_classes, maxlength=num_classes, dtype=tf.int64
+    )
+    small = (histogram > 0) & (histogram < MIN_COUNT)
+    histogram = tf.where(small, tf.constant(SUPPRESSED, tf.int64), histogram)
+    invalid = tf.cast(tf.where(tf.logical_not(valid)), tf.int64)
+    bad_row = tf.cond(
+      tf.size(invalid) > 0, lambda: invalid[0, 0] + 1, lambda: tf.constant(0, tf.int64)
+    )
+    bad_row = tf.where(found, bad_row, tf.constant(-1, tf.int64))
+    return header, tf.size(rows, out_type=tf.int64), histogram, bad_row
+
+  return describe_shard
 
 
 @dataclasses.dataclass(frozen=True)
 class ShardFormat:
-  """How to turn a shard's CSV rows into `(features, label)` examples."""
+  """How to turn a shard's CSV rows into `(features, label)` examples, by column name."""
 
-  columns: tuple[str, ...]
   features: tuple[str, ...]
   label: str
   num_classes: int
-  mean: np.ndarray  # [standardization groups, features], float64
-  std: np.ndarray
 
-  @classmethod
-  def unscaled(cls, columns, features, label: str, num_classes: int) -> ShardFormat:
-    """A format that leaves features as they are (one group, mean 0, std 1)."""
-    dim = len(features)
-    return cls(
-      tuple(columns), tuple(features), label, num_classes, np.zeros((1, dim)), np.ones((1, dim))
-    )
-
-  def _example_fn(self, index):
-    feature_idx = [self.columns.index(f) for f in self.features]
-    label_idx = self.columns.index(self.label)
-    selected = sorted({*feature_idx, label_idx})
-    position = {c: i for i, c in enumerate(selected)}
-    mean = tf.constant(self.mean, tf.float64)[index]
-    std = tf.constant(self.std, tf.float64)[index]
+  def _examples(self, spec, scaled: bool = True):
+    parts = tf.strings.split(spec, SEPARATOR)
+    header, lines = _lines(parts[0])
+    feature_idx = _positions(header, self.features)
+    label_idx = _positions(header, [self.label])[0]
     binary = self.num_classes == 2
+    if scaled:
+      mean = tf.strings.to_number(tf.strings.split(parts[3], ';'), tf.float64)
+      std = tf.strings.to_number(tf.strings.split(parts[4], ';'), tf.float64)
 
-    def example(*values):
-      x = tf.stack([values[position[i]] for i in feature_idx])
-      x = tf.cast((tf.cast(x, tf.float64) - mean) / std, tf.float32)
-      y = values[position[label_idx]]
+    def example(line):
+      cells = tf.strings.split(line, ',')
+      x = tf.strings.to_number(tf.gather(cells, feature_idx), tf.float32)
+      if scaled:
+        x = tf.cast((tf.cast(x, tf.float64) - mean) / std, tf.float32)
+      y = tf.strings.to_number(cells[label_idx], tf.float32)
       return x, tf.reshape(y, [1]) if binary else tf.cast(y, tf.int32)
 
-    return selected, example
-
-  def _examples(self, spec):
-    parts = tf.strings.split(spec, SEPARATOR)
-    index = tf.strings.to_number(parts[3], tf.int32)
-    selected, example = self._example_fn(index)
-    dataset = tf.data.experimental.CsvDataset(
-      parts[0], [tf.float32] * len(selected), header=True, select_cols=selected
-    )
     seed = tf.strings.to_number(parts[1], tf.int64)
     rows = tf.strings.to_number(parts[2], tf.int64)
-    return dataset.map(example), seed, rows
+    return lines.map(example), seed, rows
 
   def train_computation(self, plan: client_data.LocalTraining):
     """tf.string -> the shard's training dataset for one round (shuffled with the given seed)."""
@@ -139,11 +173,10 @@ class ShardFormat:
 
   def features_computation(self):
     """tf.string -> the shard's raw (unstandardized) feature rows, for federated moments."""
-    raw = ShardFormat.unscaled(self.columns, self.features, self.label, self.num_classes)
 
     @tff.tensorflow.computation(np.str_)
     def load_features(spec):
-      examples, _, _ = raw._examples(spec)
+      examples, _, _ = self._examples(spec, scaled=False)
       return examples.map(lambda x, y: x)
 
     return load_features

@@ -41,11 +41,11 @@ class RemoteSchema:
     return list(self.rows)
 
 
-def _describe(federation: RemoteFederation, hospital: str, split: str, label, num_classes):
+def _describe(federation: RemoteFederation, hospital: str, split: str, describe):
   path = f'{hospital}/{split}.csv'
   try:
     with federation.route([hospital]):
-      header, rows, histogram, bad_row = remote_data.describe_shard(path, label, num_classes)
+      header, rows, histogram, bad_row = describe(remote_data.client_input(hospital, split))
   except DeploymentError:
     raise
   except Exception as e:  # The worker's error arrives as a gRPC error with its message.
@@ -61,8 +61,10 @@ def _describe(federation: RemoteFederation, hospital: str, split: str, label, nu
   return header.decode(), int(rows), np.asarray(histogram), int(bad_row)
 
 
-def fetch_schema(federation: RemoteFederation, data_config) -> RemoteSchema:
+def fetch_schema(federation: RemoteFederation, data_config, describe) -> RemoteSchema:
   """Asks every hospital's worker for its shards' schema and checks that they agree.
+
+  `describe` is `remote_data.describe_computation` for the config's label.
 
   Raises:
     DeploymentError: A worker lacks a hospital's shard or cannot read it.
@@ -75,7 +77,7 @@ def fetch_schema(federation: RemoteFederation, data_config) -> RemoteSchema:
   for hospital in federation.hospitals:
     rows[hospital], counts[hospital] = {}, {}
     for split in SPLITS:
-      header, n, histogram, bad_row = _describe(federation, hospital, split, label, num_classes)
+      header, n, histogram, bad_row = _describe(federation, hospital, split, describe)
       path = f'{hospital}/{split}.csv'
       described.append((hospital, path, tuple(c.strip() for c in header.split(','))))
       bad_rows.append((hospital, path, bad_row))
@@ -118,22 +120,25 @@ class RemoteTask:
   model_config: dict
   seed: int
 
-  @property
-  def input_shape(self) -> tuple[int, ...]:
-    return (len(self.schema.feature_names),)
-
   def keras_model(self) -> tf.keras.Model:
     """A fresh, seeded, uncompiled Keras model."""
-    config = dict(self.model_config)
-    return models.build_model(
-      config.pop('name'), self.input_shape, self.schema.num_classes, seed=self.seed, **config
+    return keras_model(
+      self.model_config, len(self.schema.feature_names), self.schema.num_classes, self.seed
     )
 
-  def model_fn(self):
-    """A no-arg function returning a fresh `tff.learning.models.VariableModel`."""
-    num_classes = self.schema.num_classes
-    label_spec = (
-      tf.TensorSpec([None, 1], tf.float32) if num_classes == 2 else tf.TensorSpec([None], tf.int32)
-    )
-    spec = (tf.TensorSpec([None, *self.input_shape], tf.float32), label_spec)
-    return task_lib.variable_model_fn(self.keras_model, spec, num_classes)
+
+def keras_model(model_config: dict, num_features: int, num_classes: int, seed: int):
+  """A fresh, seeded, uncompiled Keras model for rows of `num_features` features."""
+  config = dict(model_config)
+  return models.build_model(config.pop('name'), (num_features,), num_classes, seed=seed, **config)
+
+
+def model_fn(model_config: dict, num_features: int, num_classes: int, seed: int):
+  """A no-arg function returning a fresh `tff.learning.models.VariableModel`."""
+  label_spec = (
+    tf.TensorSpec([None, 1], tf.float32) if num_classes == 2 else tf.TensorSpec([None], tf.int32)
+  )
+  spec = (tf.TensorSpec([None, num_features], tf.float32), label_spec)
+  return task_lib.variable_model_fn(
+    lambda: keras_model(model_config, num_features, num_classes, seed), spec, num_classes
+  )
