@@ -107,6 +107,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.deployment.tls_ca = ''  # empty: plain gRPC (a trusted network only).
   config.deployment.ready_timeout = 30.0  # Seconds for every worker to answer at start.
   config.deployment.call_timeout = 300.0  # Seconds a round may take before giving up.
+  # The plan the hospitals approved (experiments.plan --out=DIR): the run is checked
+  # against it before connecting, naming what differs. Empty: the gates decide alone.
+  config.deployment.plan = ''
 
   config.runtime = ml_collections.ConfigDict()
   # Concurrent calls in the TFF worker: one per core, as `runtime.DEFAULT_CONCURRENCY`

@@ -39,6 +39,12 @@ def log_to_workdir(workdir: str) -> str | None:
   return path
 
 
+def warnings_only() -> None:
+  """Keeps INFO logging (TFF's compiler chatter) off the console, unless `--verbosity` is given."""
+  if not verbose():
+    logging.set_verbosity(logging.WARNING)
+
+
 def run(main) -> None:
   """`app.run(main)`, printing a `UserError` as one line and exiting non-zero."""
 

@@ -3,9 +3,12 @@ r"""Make a small consortium CA and per-site certificates, for trying mutual TLS 
   uv run python -m experiments.make_certificates --out=certs \
       --sites=coordinator,cleveland,hungary,switzerland,va_long_beach [--hosts=localhost,127.0.0.1]
 
-Writes ca.pem, ca.key (keep it offline) and <site>.pem / <site>.key for each
-site, valid for one year for the given host names. Give each hospital its own
-pair and ca.pem; the coordinator gets coordinator.pem/.key and ca.pem.
+Writes ca.pem, ca-private/ca.key (keep it offline) and <site>.pem / <site>.key
+for each site, valid for one year for the given host names. The site named
+`coordinator` gets a client-only certificate; every other site a server-only
+one carrying its name, which the coordinator checks against deployment.workers.
+Give each hospital its own pair and ca.pem; the coordinator gets
+coordinator.pem/.key and ca.pem.
 """
 
 from absl import app, flags
@@ -31,7 +34,10 @@ def main(argv):
     hosts={site: _HOSTS.value for site in _SITES.value},
     valid_days=_DAYS.value,
   )
-  print(f'CA: {_OUT.value}/ca.pem; certificates: {", ".join(paths.values())}')
+  print(
+    f'CA: {_OUT.value}/ca.pem (its key: {_OUT.value}/ca-private/ca.key, keep it offline); '
+    f'certificates: {", ".join(paths.values())}'
+  )
 
 
 if __name__ == '__main__':

@@ -12,17 +12,23 @@ import tempfile
 import time
 
 from tff_med import runtime
+from tff_med.deployment import approvals, plan
 
 ROOT = os.path.join(os.path.dirname(__file__), '..')
 
 
 class HospitalProcess:
-  """`experiments.hospital_worker` in a subprocess; `stop()` sends SIGTERM and waits."""
+  """`experiments.hospital_worker` in a subprocess; `stop()` sends SIGTERM and waits.
 
-  def __init__(self, data_root: str, port: int | None = None, **tls):
+  `approved` is its approvals directory; without one it runs with the development
+  flag that admits any computation.
+  """
+
+  def __init__(self, data_root: str, port: int | None = None, approved: str = '', **tls):
     self.data_root = data_root
     self.port = port or runtime.free_port()
     flags = [f'--{k}={v}' for k, v in tls.items()]
+    flags.append(f'--approved={approved}' if approved else '--allow_unapproved_computations')
     self.log = tempfile.NamedTemporaryFile(prefix='hospital_worker_', suffix='.log')
     self.process = subprocess.Popen(
       [
@@ -38,9 +44,12 @@ class HospitalProcess:
       stderr=self.log,
     )
     self.address = f'localhost:{self.port}'
+    self.ready_line = ''
 
   def wait_ready(self, timeout: float = 120) -> str:
     """Returns the ready line; raises with the worker's stderr if it exits or times out."""
+    if self.ready_line:
+      return self.ready_line
     deadline = time.monotonic() + timeout
     fd = self.process.stdout.fileno()
     buffer = b''
@@ -48,12 +57,18 @@ class HospitalProcess:
       if select.select([fd], [], [], 0.1)[0]:
         buffer += os.read(fd, 4096)
       if b'hospital worker ready' in buffer:
-        return buffer.decode().strip()
+        self.ready_line = buffer.decode().strip()
+        return self.ready_line
       if self.process.poll() is not None:
         with open(self.log.name) as f:
           tail = f.read()[-3000:]
         raise RuntimeError(f'hospital worker exited with code {self.process.returncode}: {tail}')
     raise RuntimeError('hospital worker not ready in time')
+
+  def log_text(self) -> str:
+    """What the worker logged so far (its stderr)."""
+    with open(self.log.name) as f:
+      return f.read()
 
   def stop(self, sig=signal.SIGTERM) -> int:
     """Stops the process (SIGTERM by default) and returns its exit code."""
@@ -77,3 +92,10 @@ def split_heart_shards(source: str, target: str, groups: dict[str, list[str]]) -
     for hospital in hospitals:
       shutil.copytree(os.path.join(source, hospital), os.path.join(roots[group], hospital))
   return roots
+
+
+def approve(config, approved: str, plan_dir: str) -> plan.Plan:
+  """Exports the plan of `config` to `plan_dir` and approves it in `approved`, as a steward would."""
+  exported = plan.export_plan(config, plan_dir)
+  approvals.approve(plan_dir, approved)
+  return exported

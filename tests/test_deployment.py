@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from configs import heart_disease
-from tests.deployment_fixtures import HospitalProcess, split_heart_shards
+from tests.deployment_fixtures import HospitalProcess, approve, split_heart_shards
 from tff_med import experiment, export, runtime
 from tff_med.data import heart_disease as heart_data
 from tff_med.deployment import addresses, hospital
-from tff_med.deployment import schema
+from tff_med.deployment import remote_data, schema
 from tff_med.deployment.federation import DeploymentError, RemoteFederation
 from tff_med.errors import ConfigError, ShardError
 
@@ -28,12 +28,24 @@ def heart_root(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def workers(heart_root, tmp_path_factory):
-  """Two hospital workers (two hospitals each) and one with a disagreeing shard."""
+def approved(tmp_path_factory):
+  """The approvals directory of workers a and b (their data steward's)."""
+  return str(tmp_path_factory.mktemp('approved'))
+
+
+@pytest.fixture(scope='module')
+def workers(heart_root, approved, tmp_path_factory):
+  """Workers a and b (two hospitals each, approved plans only); c with a disagreeing shard
+  and dev (cleveland again) admit any computation (the development flag)."""
   roots = split_heart_shards(
     heart_root,
     str(tmp_path_factory.mktemp('sites')),
-    {'a': ['cleveland', 'hungary'], 'b': ['switzerland', 'va_long_beach'], 'c': ['cleveland']},
+    {
+      'a': ['cleveland', 'hungary'],
+      'b': ['switzerland', 'va_long_beach'],
+      'c': ['cleveland'],
+      'dev': ['cleveland'],
+    },
   )
   odd = os.path.join(roots['c'], 'cleveland')
   os.rename(odd, os.path.join(roots['c'], 'odd'))
@@ -42,7 +54,10 @@ def workers(heart_root, tmp_path_factory):
     lines = open(path).read().splitlines()
     with open(path, 'w') as f:
       f.write('\n'.join([lines[0] + ',extra'] + [line + ',1' for line in lines[1:]]) + '\n')
-  processes = {name: HospitalProcess(root) for name, root in roots.items()}
+  processes = {
+    name: HospitalProcess(root, approved=approved if name in 'ab' else '')
+    for name, root in roots.items()
+  }
   try:
     for p in processes.values():
       p.wait_ready()
@@ -64,11 +79,13 @@ def spec(mapping: dict) -> str:
   return ','.join(f'{h}={a}' for h, a in mapping.items())
 
 
-def test_remote_run_equals_the_simulation_without_the_coordinator_reading_data(
-  workers, heart_root, tmp_path
+def test_an_approved_plan_runs_remotely_as_in_simulation_without_the_coordinator_reading_data(
+  workers, approved, heart_root, tmp_path
 ):
   a, b = workers['a'].address, workers['b'].address
   config = remote_config(spec(dict(zip(HOSPITALS, [a, a, b, b], strict=True))))
+  approve(config, approved, str(tmp_path / 'plan'))
+  config.deployment.plan = str(tmp_path / 'plan')  # Checked before connecting.
   lines = []
   remote = experiment.train(config, str(tmp_path / 'remote'), print_fn=lines.append)
   assert not os.path.exists('/nonexistent')
@@ -85,20 +102,33 @@ def test_remote_run_equals_the_simulation_without_the_coordinator_reading_data(
         simulated.loop.final_eval[name][metric], abs=1e-5
       )
   assert 'switzerland: AUC undefined' in lines[-1]  # Learned from the label histogram.
+  assert 'admitted (plan' in workers['a'].log_text()
+  assert 'UNAPPROVED' not in workers['a'].log_text()
 
 
 def test_a_worker_without_the_hospitals_shard_is_named(workers, tmp_path):
-  config = remote_config(spec({'cleveland': workers['b'].address}))
+  config = remote_config(spec({'cleveland': workers['c'].address}))
   with pytest.raises(DeploymentError, match='hospital cleveland: its worker at .* has no shard'):
     experiment.train(config, str(tmp_path), print_fn=lambda _: None)
 
 
+def test_a_development_worker_says_so_for_every_computation_it_admits(workers):
+  assert 'WARNING: ANY computation admitted' in workers['dev'].wait_ready()
+  federation = RemoteFederation({'cleveland': workers['dev'].address})
+  federation.connect()
+  try:
+    describe = remote_data.describe_computation('heart_disease', 2)
+    schema.fetch_schema(federation, heart_disease.get_config().data, describe)
+  finally:
+    federation.close()
+  assert 'UNAPPROVED computation' in workers['dev'].log_text()
+
+
 def test_hospitals_whose_columns_disagree_are_refused(workers, tmp_path):
-  hospitals = {'cleveland': workers['a'].address, 'hungary': workers['a'].address}
-  config = remote_config(spec({**hospitals, 'odd': workers['c'].address}))
+  config = remote_config(spec({'cleveland': workers['dev'].address, 'odd': workers['c'].address}))
   with pytest.raises(
     ShardError,
-    match=r"hospital 'odd', file 'odd/train.csv': columns differ from those of the other 4 "
+    match=r"hospital 'odd', file 'odd/train.csv': columns differ from those of the other 2 "
     r"shard files: missing \[\], extra \['extra'\]",
   ):
     experiment.train(config, str(tmp_path), print_fn=lambda _: None)
@@ -115,21 +145,22 @@ def test_hospitals_whose_columns_disagree_are_refused(workers, tmp_path):
 def test_the_label_is_the_studys_choice_checked_at_the_hospital(
   workers, tmp_path, label, num_classes, message
 ):
-  # The workers were started without a label: each study names its own.
-  config = remote_config(spec({'cleveland': workers['a'].address}))
+  # The workers were started without a label: each plan names its own.
+  config = remote_config(spec({'cleveland': workers['dev'].address}))
   config.data.label, config.data.num_classes = label, num_classes
   with pytest.raises(ShardError, match=r"hospital 'cleveland', " + message):
     experiment.train(config, str(tmp_path), print_fn=lambda _: None)
   assert not os.path.exists(tmp_path / 'config.json')  # Refused before writing anything.
 
 
-def test_a_worker_serves_whichever_label_the_study_names(workers):
-  federation = RemoteFederation({'cleveland': workers['a'].address})
+def test_a_worker_serves_whichever_label_the_plan_names(workers):
+  federation = RemoteFederation({'cleveland': workers['dev'].address})
   federation.connect()
   try:
     data_config = heart_disease.get_config().data
     data_config.label = 'sex'
-    found = schema.fetch_schema(federation, data_config)
+    describe = remote_data.describe_computation('sex', 2)
+    found = schema.fetch_schema(federation, data_config, describe)
   finally:
     federation.close()
   assert 'heart_disease' in found.feature_names and 'sex' not in found.feature_names
@@ -159,6 +190,8 @@ def test_a_worker_that_never_answers_fails_fast(tmp_path):
     ('cleveland=localhost:70000', 'must be in 1..65535'),
     ('cleveland=a:1,cleveland=b:2', "'cleveland' is named twice"),
     ('=a:1', 'must be hospital=host:port'),
+    ('../outside/x=a:1', 'must be a plain directory name'),
+    ('..=a:1', 'must be a plain directory name'),
   ],
 )
 def test_malformed_worker_lists_are_refused(bad, message):
@@ -178,7 +211,7 @@ def test_a_hospital_worker_on_a_port_in_use_is_refused(heart_root):
   with socket.socket() as taken:
     taken.bind(('', 0))
     port = taken.getsockname()[1]
-    config = hospital.HospitalConfig(heart_root, port)
+    config = hospital.HospitalConfig(heart_root, port, allow_unapproved=True)
     with pytest.raises(ConfigError, match=f'port {port} cannot be used'):
       hospital.check(config)
 

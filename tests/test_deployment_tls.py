@@ -1,6 +1,8 @@
 """Mutual TLS in front of a hospital's worker: consortium certificates in, everyone else out."""
 
 import datetime
+import shutil
+import socket
 
 import pytest
 
@@ -8,7 +10,7 @@ from tests.deployment_fixtures import HospitalProcess
 from tests.test_deployment import HOSPITALS, remote_config
 from tff_med import experiment
 from tff_med.data import heart_disease as heart_data
-from tff_med.deployment import certificates, hospital
+from tff_med.deployment import certificates, federation, hospital, tls_identity
 from tff_med.deployment.federation import DeploymentError
 from tff_med.errors import ConfigError
 
@@ -18,7 +20,11 @@ pytestmark = pytest.mark.slow  # hospital workers behind TLS, as subprocesses
 @pytest.fixture(scope='module')
 def certs(tmp_path_factory):
   root = tmp_path_factory.mktemp('certs')
-  certificates.make_consortium_certificates(str(root / 'ok'), ['coordinator', 'hospital'])
+  certificates.make_consortium_certificates(
+    str(root / 'ok'),
+    ['coordinator', 'hospital', 'hungary'],
+    hosts={'hospital': [*HOSPITALS, 'localhost'], 'hungary': ['localhost']},
+  )
   certificates.make_consortium_certificates(str(root / 'rogue'), ['coordinator'])
   certificates.make_consortium_certificates(
     str(root / 'old'),
@@ -66,12 +72,56 @@ def test_a_certificate_from_another_ca_is_refused(tls_worker, certs, tmp_path):
     experiment.train(config, str(tmp_path), print_fn=lambda _: None)
 
 
-def test_a_coordinator_without_a_certificate_is_refused(tls_worker, tmp_path):
+def test_a_coordinator_without_a_certificate_is_refused_and_logged(tls_worker, tmp_path):
   config = remote_config(
     ','.join(f'{h}={tls_worker.address}' for h in HOSPITALS), ready_timeout=3.0
   )
   with pytest.raises(DeploymentError, match='not ready within 3 s'):
     experiment.train(config, str(tmp_path), print_fn=lambda _: None)
+  assert 'Handshake failed' in tls_worker.log_text()  # The hospital sees the attempt.
+
+
+def test_a_hospital_certificate_cannot_act_as_the_coordinator(tls_worker, certs, tmp_path):
+  ok = certs / 'ok'
+  config = tls_config(tls_worker, ok, ready_timeout=3.0)
+  config.deployment.tls_cert = str(ok / 'hungary.pem')
+  config.deployment.tls_key = str(ok / 'hungary.key')
+  with pytest.raises(DeploymentError, match="not ready|certificate is for 'hungary'"):
+    experiment.train(config, str(tmp_path), print_fn=lambda _: None)
+
+
+def test_a_worker_with_another_hospitals_certificate_is_refused(certs, tmp_path):
+  # Hungary's worker answers at the address the coordinator was given for cleveland.
+  data = heart_data.write_shards(str(tmp_path / 'heart'))
+  for hospital_dir in ('cleveland', 'switzerland', 'va_long_beach'):
+    shutil.rmtree(tmp_path / 'heart' / hospital_dir)
+  ok = certs / 'ok'
+  worker = HospitalProcess(
+    data, tls_cert=ok / 'hungary.pem', tls_key=ok / 'hungary.key', tls_ca=ok / 'ca.pem'
+  )
+  try:
+    worker.wait_ready()
+    config = tls_config(worker, ok, ready_timeout=3.0)
+    config.deployment.workers = f'cleveland={worker.address}'
+    with pytest.raises(DeploymentError, match='TLS handshake failed'):
+      experiment.train(config, str(tmp_path / 'run'), print_fn=lambda _: None)
+  finally:
+    worker.stop()
+
+
+def test_a_hospital_certificate_must_name_the_hospitals_served(certs, tmp_path):
+  data = heart_data.write_shards(str(tmp_path / 'heart'))
+  ok = certs / 'ok'
+  config = hospital.HospitalConfig(
+    data,
+    1,
+    allow_unapproved=True,
+    tls_cert=str(ok / 'hungary.pem'),
+    tls_key=str(ok / 'hungary.key'),
+    tls_ca=str(ok / 'ca.pem'),
+  )
+  with pytest.raises(ConfigError, match=r"does not name \['cleveland', 'switzerland'"):
+    hospital.check(config)
 
 
 def test_expired_certificates_are_refused_before_connecting(certs, tmp_path):
@@ -108,3 +158,19 @@ def test_a_certificate_signed_by_another_ca_is_named_at_the_hospital(certs, tmp_
   )
   with pytest.raises(ConfigError, match='was not signed by the consortium CA'):
     hospital.check(config)
+
+
+def test_a_thousand_idle_connections_do_not_lock_the_coordinator_out(tls_worker, certs):
+  hospital.raise_file_limit()  # This test process holds the sockets.
+  idle = []
+  try:
+    for _ in range(1100):
+      idle.append(socket.create_connection(('localhost', tls_worker.port), timeout=5))
+    ok = certs / 'ok'
+    tls = tls_identity.TlsFiles(
+      str(ok / 'coordinator.pem'), str(ok / 'coordinator.key'), str(ok / 'ca.pem')
+    )
+    assert federation.tls_preflight(tls_worker.address, tls, timeout=10, name='cleveland') is None
+  finally:
+    for s in idle:
+      s.close()

@@ -212,3 +212,56 @@ def test_jupyter_lab_serves_the_notebooks(tmp_path):
   finally:
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(30)
+
+
+def test_the_deployment_steps_run_as_the_readme_prints_them(tmp_path):
+  # 1. export the plan, 2. approve it, 3. start the worker, 4. run against it.
+  shards = tmp_path / 'srv' / 'shards'
+  heart = run(
+    f'uv run python -c "from tff_med.data import heart_disease as h; h.write_shards(\'{shards}\')"'
+  )
+  assert heart.returncode == 0, heart.stderr[-2000:]
+  port = runtime.free_port()
+  workers = ','.join(
+    f'{h}=localhost:{port}' for h in ['cleveland', 'hungary', 'switzerland', 'va_long_beach']
+  )
+  plan_dir, approved = tmp_path / 'plan', tmp_path / 'srv' / 'approved'
+  exported = run(
+    'uv run python -m experiments.plan --config=configs/heart_disease.py:smoke '
+    f'--config.deployment.workers={workers} --out={plan_dir}'
+  )
+  assert exported.returncode == 0, exported.stderr[-3000:]
+  with open(os.path.join(ROOT, 'tests', 'data', 'heart_smoke_plan.json')) as f:
+    pinned = json.load(f)['plan_id']
+  assert exported.stdout.startswith(f'plan {pinned}:')  # Another process, the same plan.
+  assert exported.stderr.strip() == ''  # TFF's compiler chatter stays off the console.
+  step2 = f'uv run python -m experiments.approve_plan --plan={plan_dir} --approved={approved}'
+  refused = run(f'{step2} --data_root={shards}')  # No terminal to answer: not approved.
+  assert refused.returncode == 1 and 'confirm at a terminal, or pass --yes' in refused.stderr
+  approval = run(f'{step2} --data_root={shards} --yes')
+  assert approval.returncode == 0, approval.stderr[-2000:]
+  assert '14 float32 values' in approval.stdout and f'approved plan {pinned}' in approval.stdout
+  worker = subprocess.Popen(
+    shlex.split(
+      f'uv run python -m experiments.hospital_worker --data_root={shards} --port={port} '
+      f'--approved={approved}'
+    ),
+    cwd=ROOT,
+    env=USER_ENV,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.DEVNULL,
+    text=True,
+  )
+  try:
+    assert f'approved plans: plan {pinned}' in worker.stdout.readline()
+    trained = run(
+      'uv run python -m experiments.train --config=configs/heart_disease.py:smoke '
+      f'--config.deployment.workers={workers} --config.deployment.plan={plan_dir} '
+      f'--workdir={tmp_path / "run"}'
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert 'round 2/2' in trained.stdout
+  finally:
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(60) == 0
+    worker.stdout.close()

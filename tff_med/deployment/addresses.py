@@ -7,6 +7,8 @@ import re
 from tff_med.errors import ConfigError
 
 _HOST = re.compile(r'^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:]+\]$')
+# A hospital is a directory name under a worker's data root: no paths, no '..'.
+_HOSPITAL = re.compile(r'^[A-Za-z0-9_.\-]+$')
 
 
 def split_address(address: str, *, hospital: str = '') -> tuple[str, int]:
@@ -30,8 +32,8 @@ def parse_workers(spec: str) -> dict[str, str]:
   Several hospitals may share one address (one worker serving their shards).
 
   Raises:
-    ConfigError: An entry without '=', an empty hospital name, a malformed
-      address, or a hospital named twice.
+    ConfigError: An entry without '=', an empty hospital name or one that is a
+      path, a malformed address, or a hospital named twice.
   """
   workers: dict[str, str] = {}
   for entry in (e.strip() for e in spec.split(',')):
@@ -42,6 +44,11 @@ def parse_workers(spec: str) -> dict[str, str]:
       raise ConfigError(
         f'deployment.workers entry {entry!r} must be hospital=host:port '
         '(e.g. cleveland=10.0.0.5:8000)'
+      )
+    if not _HOSPITAL.match(hospital) or hospital in ('.', '..'):
+      raise ConfigError(
+        f'hospital name {hospital!r} in deployment.workers must be a plain directory name '
+        '(letters, digits, ".", "_", "-")'
       )
     if hospital in workers:
       raise ConfigError(f'hospital {hospital!r} is named twice in deployment.workers')

@@ -1,10 +1,13 @@
 """A small consortium CA and per-site certificates, for trying mutual TLS out.
 
-`make_consortium_certificates` writes `ca.pem`/`ca.key` and a certificate and key
-per site (`<site>.pem`, `<site>.key`), each valid for the given host names and
-signed by the CA, usable both as a TLS server (a hospital) and as a client
-(the coordinator). A real consortium would issue these from its own PKI; the
-files are the same kind. `check_certificate` refuses an expired or not yet valid
+`make_consortium_certificates` writes `ca.pem`, the CA's key in its own
+`ca-private/` directory (keep it offline), and a certificate and key per site
+(`<site>.pem`, `<site>.key`) signed by the CA. Roles are in the certificates:
+the coordinator's is client-only; a hospital's is server-only and names the
+hospital (common name and DNS name, beside the host names), so the coordinator
+can pin each hospital's identity to its address (`tls_identity.py`). Keys are
+created 0600 and never through a symbolic link. A real consortium would issue
+these from its own PKI; the files are the same kind. `check_certificate` refuses an expired or not yet valid
 certificate, or one the CA did not sign, before anything starts.
 """
 
@@ -33,10 +36,16 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _write(path: str, data: bytes, private: bool = False) -> None:
-  with open(path, 'wb') as f:
+  """Writes `path`, refusing a symbolic link there; a private file is 0600 from its creation."""
+  flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+  try:
+    fd = os.open(path, flags, 0o600 if private else 0o644)
+  except OSError as e:
+    raise ConfigError(f'cannot write {path}: {e.strerror} (a symbolic link is refused)') from e
+  with os.fdopen(fd, 'wb') as f:
+    if private:
+      os.fchmod(f.fileno(), 0o600)
     f.write(data)
-  if private:
-    os.chmod(path, 0o600)
 
 
 def _key_bytes(key) -> bytes:
@@ -61,6 +70,7 @@ def make_consortium_certificates(
   out_dir: str,
   sites: list[str],
   *,
+  coordinator: str = 'coordinator',
   hosts: dict[str, list[str]] | None = None,
   valid_days: int = 365,
   not_before: datetime.datetime | None = None,
@@ -70,6 +80,7 @@ def make_consortium_certificates(
   Args:
     out_dir: Output directory (created).
     sites: Site names, e.g. the hospitals and 'coordinator'.
+    coordinator: The site that gets the client-only coordinator certificate.
     hosts: Host names or IPs each site's certificate is valid for
       (default: localhost and 127.0.0.1).
     valid_days: Validity of every certificate.
@@ -92,9 +103,16 @@ def make_consortium_certificates(
     .sign(ca_key, hashes.SHA256())
   )
   _write(os.path.join(out_dir, 'ca.pem'), ca_cert.public_bytes(serialization.Encoding.PEM))
-  _write(os.path.join(out_dir, 'ca.key'), _key_bytes(ca_key), private=True)
+  private_dir = os.path.join(out_dir, 'ca-private')
+  os.makedirs(private_dir, mode=0o700, exist_ok=True)
+  _write(os.path.join(private_dir, 'ca.key'), _key_bytes(ca_key), private=True)
   paths = {}
   for site in sites:
+    names = (hosts or {}).get(site, ['localhost', '127.0.0.1'])
+    if site == coordinator:
+      usage = ExtendedKeyUsageOID.CLIENT_AUTH
+    else:
+      usage, names = ExtendedKeyUsageOID.SERVER_AUTH, [site, *names]
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
       x509.CertificateBuilder()
@@ -104,11 +122,8 @@ def make_consortium_certificates(
       .serial_number(x509.random_serial_number())
       .not_valid_before(start)
       .not_valid_after(end)
-      .add_extension(_san((hosts or {}).get(site, ['localhost', '127.0.0.1'])), critical=False)
-      .add_extension(
-        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-        critical=False,
-      )
+      .add_extension(_san(names), critical=False)
+      .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
       .sign(ca_key, hashes.SHA256())
     )
     paths[site] = os.path.join(out_dir, f'{site}.pem')
@@ -146,3 +161,43 @@ def check_certificate(cert_path: str, ca_path: str, *, who: str) -> None:
       f'{who}: certificate {cert_path} was not signed by the consortium CA {ca_path} '
       f'({e or type(e).__name__})'
     ) from e
+
+
+def write_revocation_list(out_path: str, ca_cert: str, ca_key: str, revoked: list[str]) -> None:
+  """Writes a CRL (PEM), signed by the CA, revoking the certificates at `revoked`."""
+  with open(ca_cert, 'rb') as f:
+    ca = x509.load_pem_x509_certificate(f.read())
+  with open(ca_key, 'rb') as f:
+    key = serialization.load_pem_private_key(f.read(), password=None)
+  now = datetime.datetime.now(datetime.timezone.utc)
+  builder = (
+    x509.CertificateRevocationListBuilder()
+    .issuer_name(ca.subject)
+    .last_update(now)
+    .next_update(now + datetime.timedelta(days=30))
+  )
+  for path in revoked:
+    with open(path, 'rb') as f:
+      serial = x509.load_pem_x509_certificate(f.read()).serial_number
+    builder = builder.add_revoked_certificate(
+      x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+    )
+  _write(out_path, builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+
+
+def load_revocation_list(crl_path: str, ca_path: str) -> x509.CertificateRevocationList:
+  """Reads a CRL and checks the consortium CA signed it.
+
+  Raises:
+    ConfigError: Unreadable, or not signed by the CA.
+  """
+  try:
+    with open(crl_path, 'rb') as f:
+      crl = x509.load_pem_x509_crl(f.read())
+    with open(ca_path, 'rb') as f:
+      ca = x509.load_pem_x509_certificate(f.read())
+  except (OSError, ValueError) as e:
+    raise ConfigError(f'revocation list {crl_path} cannot be read: {e}') from e
+  if not crl.is_signature_valid(ca.public_key()):
+    raise ConfigError(f'revocation list {crl_path} was not signed by the consortium CA {ca_path}')
+  return crl

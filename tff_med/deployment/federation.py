@@ -13,7 +13,6 @@ forever; every call here runs under a deadline and a stuck call becomes a
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import socket
 import ssl
 import threading
@@ -22,8 +21,8 @@ import time
 import grpc
 import tensorflow_federated as tff
 
-from tff_med.deployment import certificates
 from tff_med.deployment.addresses import split_address
+from tff_med.deployment.tls_identity import TlsFiles
 from tff_med.errors import ConfigError, DeploymentError
 
 _GRPC_OPTIONS = [
@@ -32,35 +31,15 @@ _GRPC_OPTIONS = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
-class TlsFiles:
-  """The coordinator's certificate and key, and the consortium CA."""
-
-  cert: str
-  key: str
-  ca: str
-
-  def check(self) -> None:
-    """Refuses an expired or foreign certificate before connecting."""
-    certificates.check_certificate(self.cert, self.ca, who='coordinator')
-
-  def credentials(self) -> grpc.ChannelCredentials:
-    def read(path):
-      with open(path, 'rb') as f:
-        return f.read()
-
-    return grpc.ssl_channel_credentials(read(self.ca), read(self.key), read(self.cert))
-
-
-def tls_preflight(address: str, tls: TlsFiles, timeout: float) -> str | None:
-  """Why a mutual-TLS handshake with `address` fails, or None if it succeeds."""
+def tls_preflight(address: str, tls: TlsFiles, timeout: float, name: str) -> str | None:
+  """Why a mutual-TLS handshake with `address`, expecting `name`'s certificate, fails, or None."""
   host, port = split_address(address)
   context = ssl.create_default_context(cafile=tls.ca)
   context.load_cert_chain(tls.cert, tls.key)
   context.set_alpn_protocols(['h2'])
   try:
     with socket.create_connection((host, port), timeout=timeout) as raw:
-      with context.wrap_socket(raw, server_hostname=host) as conn:
+      with context.wrap_socket(raw, server_hostname=name) as conn:
         # TLS 1.3 servers reject a client certificate after the handshake: wait for an alert.
         conn.settimeout(1.0)
         try:
@@ -121,7 +100,10 @@ class _DeadlineContext(tff.framework.SyncContext):
     if thread.is_alive():
       raise self._on_timeout()
     if 'error' in outcome:
-      raise outcome['error']
+      error = outcome['error']
+      if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.PERMISSION_DENIED:
+        raise DeploymentError(error.details()) from error
+      raise error
     return outcome['value']
 
 
@@ -158,10 +140,12 @@ class RemoteFederation:
         not ready within `ready_timeout`, naming its hospitals and address.
     """
     if self._tls is not None:
-      self._tls.check()
+      self._tls.check(who='coordinator')
     for address in dict.fromkeys(self.workers.values()):
       if self._tls is not None:
-        channel = grpc.secure_channel(address, self._tls.credentials(), _GRPC_OPTIONS)
+        channel = grpc.secure_channel(
+          address, self._tls.channel_credentials(), _GRPC_OPTIONS + self._pin(address)
+        )
       else:
         channel = grpc.insecure_channel(address, _GRPC_OPTIONS)
       self._channels[address] = channel
@@ -174,6 +158,14 @@ class RemoteFederation:
           raise DeploymentError(self._not_ready(address))
         time.sleep(0.05)
 
+  def _pin(self, address: str) -> list:
+    """gRPC options that accept only the certificate of the hospital served at `address`."""
+    return [('grpc.ssl_target_name_override', self.workers_at(address)[0])]
+
+  def workers_at(self, address: str) -> list[str]:
+    """The hospitals whose shards the worker at `address` serves."""
+    return [h for h, a in self.workers.items() if a == address]
+
   def _hospitals_at(self, address: str) -> str:
     return ', '.join(h for h, a in self.workers.items() if a == address)
 
@@ -183,7 +175,7 @@ class RemoteFederation:
       f'{self._ready_timeout:g} s'
     )
     if self._tls is not None:
-      reason = tls_preflight(address, self._tls, timeout=5)
+      reason = tls_preflight(address, self._tls, timeout=5, name=self.workers_at(address)[0])
     else:
       reason = _connect_problem(address, timeout=5)
     if reason:

@@ -1,18 +1,21 @@
-"""One hospital's side of a deployment: its shards checked, TFF's worker started beside them.
+"""One hospital's side of a deployment: its shards checked, TFF's worker behind its gate.
 
 `serve` validates the shards under `data_root` (every bad row, column or file
-is named here, at the hospital; the label, which each study chooses, is checked
-when the coordinator asks for the schema), starts TFF's
-`worker_binary` with `data_root` as its working directory (the coordinator's
-shard names resolve there and nowhere else), optionally puts the mutual-TLS
-proxy in front of it, and stops everything on SIGINT or SIGTERM. The worker
-dies with this process even if it is killed (`runtime.start_worker`).
+is named here, at the hospital; the label, which each plan names, is checked
+when the coordinator asks for the schema) and the approved plans, starts TFF's
+`worker_binary` with `data_root` as its working directory on a loopback port,
+puts the gate (`gate.py`: approved computations only, shard names confined to
+the hospitals validated here, mutual TLS when configured) on the public port,
+and stops everything on SIGINT or SIGTERM. The worker dies with this process
+even if it is killed (`runtime.start_worker`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import resource
 import signal
 import socket
 import threading
@@ -22,21 +25,26 @@ import tensorflow_federated as tff
 
 from tff_med import runtime
 from tff_med.data import shards
-from tff_med.deployment import certificates
-from tff_med.deployment.tls_proxy import TlsProxy
+from tff_med.deployment import certificates, tls_identity
+from tff_med.deployment.approvals import Approvals
+from tff_med.deployment.gate import Gate
 from tff_med.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
 class HospitalConfig:
-  """What a hospital's worker needs: its data, its port, and optionally its TLS files."""
+  """What a hospital's worker needs: its data, its port, its approvals, its TLS files."""
 
   data_root: str
   port: int
+  approved: str = ''  # The directory of approved plans (experiments.approve_plan).
+  allow_unapproved: bool = False  # Development only: admit any computation, loudly.
   tls_cert: str = ''
   tls_key: str = ''
   tls_ca: str = ''
-  worker_port: int = 0  # Behind TLS: the raw worker's loopback port (0: any free one).
+  tls_crl: str = ''  # A revocation list from the consortium CA (PEM), optional.
+  coordinator: str = 'coordinator'  # The common name of the coordinator's certificate.
+  worker_port: int = 0  # The raw worker's port, behind the gate (0: any free one).
   ready_timeout: float = 60.0
 
   @property
@@ -55,44 +63,56 @@ def check_port_free(port: int) -> None:
       raise ConfigError(f'port {port} cannot be used: {e.strerror}') from e
 
 
-def check(config: HospitalConfig) -> list[str]:
-  """Validates the TLS files and the shards (any study's label); returns the hospitals served.
+def check(config: HospitalConfig) -> tuple[list[str], Approvals | None]:
+  """Validates TLS files, shards and approvals; returns (hospitals served, approvals).
 
   Raises:
-    ConfigError: Incomplete, expired or foreign TLS files, or a port in use.
+    ConfigError: Incomplete, expired or foreign TLS files, a certificate that
+      does not name a hospital served, a bad approvals directory or record,
+      or a port in use.
     ShardError: A bad shard, naming the hospital, file, column and row.
   """
   files = [config.tls_cert, config.tls_key, config.tls_ca]
   if any(files) and not all(files):
     raise ConfigError('mutual TLS needs all of --tls_cert, --tls_key and --tls_ca')
   if config.tls:
-    certificates.check_certificate(config.tls_cert, config.tls_ca, who='hospital worker')
+    tls_identity.TlsFiles(config.tls_cert, config.tls_key, config.tls_ca).check('hospital worker')
+    if config.tls_crl:
+      certificates.load_revocation_list(config.tls_crl, config.tls_ca)
   if not os.path.isdir(config.data_root):
     raise ConfigError(f'--data_root {config.data_root} is not a directory')
   hospitals = shards.check_csv_shards(config.data_root)
+  if config.tls:
+    tls_identity.check_names(config.tls_cert, hospitals)
+  if config.allow_unapproved == bool(config.approved):
+    raise ConfigError(
+      'give --approved=DIR (the plans this hospital approved) or, for development only, '
+      '--allow_unapproved_computations'
+    )
+  approvals = Approvals(config.approved) if config.approved else None
   check_port_free(config.port)
   if config.worker_port:
     check_port_free(config.worker_port)
-  return hospitals
+  return hospitals, approvals
 
 
 class HospitalWorker:
-  """TFF's worker over `data_root`, behind the TLS proxy when configured."""
+  """TFF's worker over `data_root`, behind the gate."""
 
   def __init__(self, config: HospitalConfig):
     self.config = config
-    self.hospitals = check(config)
+    self.hospitals, self.approvals = check(config)
     self.process = None
-    self.proxy = None
+    self.gate = None
 
   def start(self) -> None:
-    """Starts the worker (and proxy) and waits until it answers.
+    """Starts the worker and the gate, and waits until the worker answers.
 
     Raises:
       runtime.WorkerError: The worker did not become ready in time.
     """
     c = self.config
-    worker_port = (c.worker_port or runtime.free_port()) if c.tls else c.port
+    worker_port = c.worker_port or runtime.free_port()
     self.process = runtime.start_worker(worker_port, cwd=os.path.abspath(c.data_root))
     channel = grpc.insecure_channel(f'localhost:{worker_port}')
     try:
@@ -103,34 +123,56 @@ class HospitalWorker:
       raise
     finally:
       channel.close()
-    if c.tls:
-      self.proxy = TlsProxy(c.port, worker_port, c.tls_cert, c.tls_key, c.tls_ca)
-      try:
-        self.proxy.start()
-      except OSError as e:
-        self.stop()
-        raise ConfigError(f'port {c.port} cannot be used: {e.strerror}') from e
+    tls = tls_identity.TlsFiles(c.tls_cert, c.tls_key, c.tls_ca, c.tls_crl) if c.tls else None
+    self.gate = Gate(c.port, worker_port, self.hospitals, self.approvals, tls, c.coordinator)
+    try:
+      self.gate.start()
+    except OSError as e:
+      self.stop()
+      raise ConfigError(f'port {c.port} cannot be used: {e.strerror}') from e
 
   def ready_line(self) -> str:
     """The one line logged when the hospital is ready."""
     tls = 'mutual TLS' if self.config.tls else 'plain gRPC, no TLS'
+    if self.approvals is None:
+      approval = 'WARNING: ANY computation admitted (--allow_unapproved_computations)'
+    else:
+      approval = f'approved plans: {self.approvals.describe()} (in {self.config.approved})'
     return (
       f'hospital worker ready: {", ".join(self.hospitals)} on port {self.config.port} ({tls}); '
-      f'data stays in {os.path.abspath(self.config.data_root)}'
+      f'data stays in {os.path.abspath(self.config.data_root)}; {approval}'
     )
 
   def stop(self) -> None:
-    """Stops the proxy and the worker."""
-    if self.proxy is not None:
-      self.proxy.stop()
-      self.proxy = None
+    """Stops the gate and the worker."""
+    if self.gate is not None:
+      self.gate.stop()
+      self.gate = None
     if self.process is not None:
+      crashed = self.process.poll() is not None  # Its log is named in the error: kept.
       runtime.stop_worker(self.process)
+      if not crashed:
+        with contextlib.suppress(OSError):
+          os.remove(self.process.log_path)
       self.process = None
+
+
+def raise_file_limit() -> int:
+  """Raises this process's open-file limit to its hard limit; returns the new soft limit.
+
+  Each connection to the gate holds a file: with the usual soft limit of 1024, about a
+  thousand idle unauthenticated connections would lock the coordinator out until the
+  gate's handshake timeout closes them.
+  """
+  soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+  if soft < hard:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+  return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def serve(config: HospitalConfig, print_fn=print) -> None:
   """Runs a hospital worker until SIGINT or SIGTERM (or the worker exits), then stops it."""
+  raise_file_limit()
   worker = HospitalWorker(config)
   stop = threading.Event()
   previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}

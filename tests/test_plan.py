@@ -1,0 +1,179 @@
+"""Plans a data steward approves: stable fingerprints, a readable summary, tampering refused."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_federated as tff
+from tensorflow_federated.proto.v0 import executor_pb2
+from tensorflow_federated.python.core.impl.executors import value_serialization
+
+from configs import heart_disease
+from tff_med.data import heart_disease as heart_data
+from tff_med.deployment import approvals, computations, fingerprint, hospital, plan, remote_data
+from tff_med.deployment.gate import Gate, Refused
+from tff_med.errors import ConfigError
+
+HOSPITALS = ['cleveland', 'hungary', 'switzerland', 'va_long_beach']
+PINNED = os.path.join(os.path.dirname(__file__), 'data', 'heart_smoke_plan.json')
+
+
+def heart_config():
+  config = heart_disease.get_config('smoke')
+  config.deployment.workers = ','.join(f'{h}=localhost:1' for h in HOSPITALS)
+  return config
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+  return plan.export_plan(heart_config(), str(tmp_path_factory.mktemp('plan') / 'heart'))
+
+
+def test_the_heart_plans_fingerprints_are_the_committed_ones(exported):
+  # The same config, code and versions give the same fingerprints on any machine
+  # (a fresh clone in CI included); a change here means the hospitals must re-approve.
+  with open(PINNED) as f:
+    pinned = json.load(f)
+  assert exported.fingerprints == pinned['fingerprints']
+  assert exported.plan_id == pinned['plan_id']
+
+
+def test_the_summary_says_what_leaves_each_hospital(exported):
+  with open(os.path.join(exported.directory, plan.SUMMARY_FILE)) as f:
+    text = f.read()
+  assert 'the model update, 14 float32 values [[13, 1], [1]]' in text
+  assert 'risk (Dense): output (None, 1), 14 parameters' in text
+  assert 'features**: age, sex, trestbps' in text and '**label**: heart_disease' in text
+  assert '**level**: none' in text  # No DP: said, with what it means.
+  assert text.count('| training: round |') == 3  # Its three parts, each fingerprinted.
+
+
+def test_fingerprints_ignore_tracing_history_but_not_constants():
+  def parts(label):
+    comp = remote_data.describe_computation(label, 2)
+    return [fingerprint.fingerprint(p) for _, p, _ in computations.worker_parts(comp)]
+
+  first = parts('heart_disease')
+  for _ in range(3):  # Every trace draws new TF function names and TFF variable names.
+    tff.tensorflow.computation(lambda: tf.constant(1.0))
+  assert parts('heart_disease') == first
+  assert parts('sex') != first
+
+
+def _copy(exported, tmp_path):
+  target = str(tmp_path / 'copy')
+  shutil.copytree(exported.directory, target)
+  return target
+
+
+def _edit_json(path, edit):
+  with open(path) as f:
+    content = json.load(f)
+  edit(content)
+  with open(path, 'w') as f:
+    json.dump(content, f)
+
+
+def test_a_plan_edited_by_hand_is_refused(exported, tmp_path):
+  copy = _copy(exported, tmp_path)
+  _edit_json(
+    os.path.join(copy, plan.PLAN_FILE),
+    lambda c: c['summary']['algorithm'].update(client_learning_rate=0.001),
+  )
+  with pytest.raises(ConfigError, match='was edited after it was exported'):
+    plan.load_plan(copy)
+
+
+def test_a_plan_from_another_tff_version_is_refused(exported, tmp_path):
+  copy = _copy(exported, tmp_path)
+
+  def other_version(content):
+    content['versions']['tensorflow_federated'] = '0.86.0'
+    content['digest'] = plan.digest(content)  # Consistent, just not ours.
+
+  _edit_json(os.path.join(copy, plan.PLAN_FILE), other_version)
+  with pytest.raises(ConfigError, match=r'tensorflow_federated 0.86.0 \(here 0.87.0\)'):
+    plan.load_plan(copy)
+
+
+def test_a_swapped_computation_or_summary_is_refused(exported, tmp_path):
+  copy = _copy(exported, tmp_path)
+  victim = os.path.join(copy, plan.COMPUTATIONS_DIR, exported.fingerprints[0] + '.pb')
+  other = os.path.join(copy, plan.COMPUTATIONS_DIR, exported.fingerprints[1] + '.pb')
+  shutil.copy(other, victim)
+  with pytest.raises(ConfigError, match='is not the computation the plan lists'):
+    plan.load_plan(copy)
+  copy = _copy(exported, tmp_path / 'again')
+  with open(os.path.join(copy, plan.SUMMARY_FILE), 'a') as f:
+    f.write('\nThe coordinator never sees your data.\n')
+  with pytest.raises(ConfigError, match='summary.md was edited'):
+    plan.load_plan(copy)
+
+
+@pytest.mark.parametrize(
+  'damage, message',
+  [
+    (lambda d: shutil.rmtree(d), 'does not exist'),
+    (lambda d: os.remove(os.path.join(d, plan.PLAN_FILE)), 'cannot be read'),
+    (lambda d: open(os.path.join(d, plan.PLAN_FILE), 'w').write('{'), 'is not valid JSON'),
+    (lambda d: open(os.path.join(d, plan.PLAN_FILE), 'w').write('{}'), 'is not a tff_med plan'),
+  ],
+)
+def test_a_missing_or_unreadable_plan_is_refused(exported, tmp_path, damage, message):
+  copy = _copy(exported, tmp_path)
+  damage(copy)
+  with pytest.raises(ConfigError, match=message):
+    plan.load_plan(copy)
+
+
+def test_a_hospital_does_not_start_on_a_bad_approval(exported, tmp_path):
+  data = heart_data.write_shards(str(tmp_path / 'data'))
+  record = approvals.approve(exported.directory, str(tmp_path / 'approved'))
+  config = hospital.HospitalConfig(data, 0, approved=str(tmp_path / 'approved'))
+  _, found = hospital.check(config)
+  assert found.plan_of(exported.fingerprints[0]) == exported.plan_id
+  _edit_json(record, lambda c: c['computations'][0].update(fingerprint='0' * 64))
+  with pytest.raises(ConfigError, match=f'approval {record} was edited'):
+    hospital.check(config)
+  with pytest.raises(ConfigError, match='approvals directory .* does not exist'):
+    hospital.check(hospital.HospitalConfig(data, 0, approved=str(tmp_path / 'nowhere')))
+  with pytest.raises(ConfigError, match='give --approved=DIR'):
+    hospital.check(hospital.HospitalConfig(data, 0))
+
+
+def _request(value, type_spec) -> bytes:
+  proto, _ = value_serialization.serialize_value(value, type_spec)
+  return executor_pb2.CreateValueRequest(value=proto).SerializeToString()
+
+
+def test_the_gate_judges_every_value_a_coordinator_sends(exported, tmp_path):
+  approvals.approve(exported.directory, str(tmp_path))
+  gate = Gate(0, 1, ['cleveland'], approvals.Approvals(str(tmp_path)))
+  try:
+    weights = tff.TensorType(np.float32, [2])
+    gate.check_value(_request(np.array([1.0, 2.0], np.float32), weights))  # Weights pass.
+    text = tff.TensorType(np.str_)
+    gate.check_value(_request(remote_data.client_input('cleveland', 'test', mean=[0.5]), text))
+    for bad in ['elsewhere/train.csv|0|0||', '../cleveland/train.csv|0|0||', 'cleveland']:
+      with pytest.raises(Refused, match='names no shard'):
+        gate.check_value(_request(bad, text))
+    at_clients = tff.FederatedType(np.str_, tff.CLIENTS)
+    with pytest.raises(Refused, match='names no shard'):  # Nested in a federated value too.
+      gate.check_value(_request(['cleveland/test.csv|0|0||', '/etc/passwd'], at_clients))
+    described = remote_data.describe_computation('heart_disease', 2)
+    for _, proto, _ in computations.worker_parts(described):
+      request = executor_pb2.CreateValueRequest(value=executor_pb2.Value(computation=proto))
+      gate.check_value(request.SerializeToString())
+    other = remote_data.describe_computation('age', 2)
+    *_, (_, proto, _) = computations.worker_parts(other)  # after_merge reads the shard.
+    with pytest.raises(Refused, match='refuses computation'):
+      request = executor_pb2.CreateValueRequest(value=executor_pb2.Value(computation=proto))
+      gate.check_value(request.SerializeToString())
+    dataset = tf.data.Dataset.range(3)
+    with pytest.raises(Refused, match='refuses a sequence'):
+      gate.check_value(_request(dataset, tff.SequenceType(np.int64)))
+  finally:
+    gate.stop()

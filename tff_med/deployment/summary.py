@@ -1,0 +1,124 @@
+"""What a plan does, in words a data steward can check: `summarize` and `render`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tff_med.deployment import fingerprint, remote_data
+
+
+def _model(model) -> dict:
+  layers = [
+    f'{layer.name} ({type(layer).__name__}): output {layer.output.shape}, '
+    f'{layer.count_params()} parameters'
+    for layer in model.layers
+  ]
+  shapes = [list(w.shape) for w in model.trainable_weights]
+  return {
+    'layers': layers,
+    'parameters': int(model.count_params()),
+    'update_values': int(sum(np.prod(s) for s in shapes)),
+    'update_shapes': str(shapes),
+  }
+
+
+def summarize(config, hospitals: list[str], features, model) -> dict:
+  """The plan's settings and what leaves each hospital, as nested plain values."""
+  a, d = config.algorithm, config.data
+  classes = f'0..{d.num_classes - 1}'
+  update = _model(model)
+  return {
+    'study': {'name': config.name, 'seed': config.seed, 'rounds': config.training.rounds},
+    'hospitals': ', '.join(hospitals),
+    'reads': {
+      'files': '<hospital>/train.csv and <hospital>/test.csv under the data root',
+      'features': ', '.join(features),
+      'label': d.label,
+      'classes': classes,
+    },
+    'model': {'name': config.model.name, **update},
+    'algorithm': {
+      k: a[k]
+      for k in (
+        'name',
+        'client_weighting',
+        'client_optimizer',
+        'client_learning_rate',
+        'client_momentum',
+        'server_optimizer',
+        'server_learning_rate',
+        'server_momentum',
+        'proximal_strength',
+        'aggregator',
+        'clients_per_round',
+      )
+    },
+    'local_training': {
+      'batch_size': d.batch_size,
+      'local_steps': d.local_steps,
+      'local_epochs': d.local_epochs,
+      'scaling': d.scaling,
+    },
+    'privacy': {
+      'level': config.privacy.level,
+      'epsilon': 'none spent: no differential privacy; each update reaches the coordinator',
+    },
+    'leaves_the_hospital': {
+      'schema': (
+        f'per shard: the header line, the row count, and the histogram of {d.label!r} '
+        f'over classes {classes} '
+        f'(counts 1 to {remote_data.MIN_COUNT - 1} shown as "fewer than {remote_data.MIN_COUNT}")'
+      ),
+      'moments': (
+        f'the count, sum and sum of squares of each of the {len(features)} features '
+        'over the training shard (for standardization)'
+      ),
+      'per_round': (
+        f'the model update, {update["update_values"]} float32 values {update["update_shapes"]} '
+        "weighted by the examples trained on, and the round's training metric sums"
+      ),
+      'per_evaluation': 'metric sums over the test shard (loss, accuracy, AUC counts)',
+    },
+  }
+
+
+def _lines(entries: dict, indent: str = '') -> list[str]:
+  lines = []
+  for key, value in entries.items():
+    name = key.replace('_', ' ')
+    if isinstance(value, dict):
+      lines += [f'{indent}- **{name}**', *_lines(value, indent + '  ')]
+    elif isinstance(value, list):
+      lines += [f'{indent}- **{name}**', *(f'{indent}  - {v}' for v in value)]
+    else:
+      lines.append(f'{indent}- **{name}**: {value}')
+  return lines
+
+
+def render(content: dict) -> str:
+  """The plan as Markdown: its summary, then every computation and what it returns."""
+  rows = [
+    f'| {c["name"]} | {c["part"]} | `{fingerprint.short(c["fingerprint"])}` | `{c["returns"]}` |'
+    for c in content['computations']
+  ]
+  versions = ', '.join(f'{k} {v}' for k, v in content['versions'].items())
+  return '\n'.join(
+    [
+      f'# Plan {content["digest"][:16]}',
+      '',
+      f'Exported with {versions}.',
+      '',
+      *_lines(content['summary']),
+      '',
+      '## Computations a hospital runs',
+      '',
+      'TFF runs each in three parts, and every part returns its result to the coordinator: '
+      '`up_to_merge` at every hospital on its own shards; `merge` (two partial results '
+      'combined) and `after_merge` (the finish) at one of the hospitals.',
+      '',
+      '| computation | part | fingerprint | returns |',
+      '|---|---|---|---|',
+      *rows,
+      '',
+    ]
+  )
