@@ -45,6 +45,12 @@ _COORDINATOR = flags.DEFINE_string(
 _WORKER_PORT = flags.DEFINE_integer(
   'worker_port', 0, 'Port of the raw TFF worker behind the gate (0: any free port).'
 )
+_ISOLATION = flags.DEFINE_enum(
+  'isolation',
+  'auto',
+  ['auto', 'namespace', 'none'],
+  'The raw TFF worker in its own network namespace (auto: where Linux allows it).',
+)
 
 
 def main(argv):
@@ -61,6 +67,7 @@ def main(argv):
     tls_crl=_TLS_CRL.value,
     coordinator=_COORDINATOR.value,
     worker_port=_WORKER_PORT.value,
+    isolation=_ISOLATION.value,
   )
   if config.allow_unapproved:
     logging.warning('ANY computation will be admitted: --allow_unapproved_computations is on.')

@@ -13,7 +13,7 @@ from tests.deployment_fixtures import HospitalProcess, approve, split_heart_shar
 from tff_med import experiment, export, runtime
 from tff_med.data import heart_disease as heart_data
 from tff_med.deployment import addresses, hospital
-from tff_med.deployment import remote_data, schema
+from tff_med.deployment import remote_data, schema, worker_namespace
 from tff_med.deployment.federation import DeploymentError, RemoteFederation
 from tff_med.errors import ConfigError, ShardError
 
@@ -243,3 +243,37 @@ def test_a_killed_worker_stops_the_round_and_a_rerun_resumes(heart_root, tmp_pat
   finally:
     assert restarted.stop() == 0  # SIGTERM: the worker it started is stopped too.
   assert result.loop.resumed_from == 1 and result.loop.rounds_completed == 3
+
+
+@pytest.mark.skipif(not worker_namespace.available(), reason='no network namespaces here')
+def test_the_raw_worker_port_is_unreachable_from_outside_its_namespace(heart_root):
+  config = hospital.HospitalConfig(heart_root, runtime.free_port(), allow_unapproved=True)
+  worker = hospital.HospitalWorker(config)
+  worker.start()
+  try:
+    assert 'the TFF worker in its own network namespace' in worker.ready_line()
+    with pytest.raises(ConnectionRefusedError):  # Nothing listens on the machine's network.
+      socket.create_connection(('127.0.0.1', worker.worker_port), timeout=5)
+    federation = RemoteFederation({'cleveland': f'localhost:{config.port}'})
+    federation.connect()  # Through the gate, the worker answers.
+    try:
+      with federation.route(['cleveland']):
+        describe = remote_data.describe_computation('heart_disease', 2)
+        _, rows, _, _ = describe(remote_data.client_input('cleveland', 'train'))
+    finally:
+      federation.close()
+    assert rows > 0
+  finally:
+    worker.stop()
+
+
+def test_without_isolation_the_hospital_is_told_to_close_the_raw_port(heart_root):
+  config = hospital.HospitalConfig(
+    heart_root, runtime.free_port(), allow_unapproved=True, isolation='none'
+  )
+  worker = hospital.HospitalWorker(config)
+  worker.start()
+  try:
+    assert f'CLOSE port {worker.worker_port} to the network' in worker.ready_line()
+  finally:
+    worker.stop()

@@ -151,7 +151,7 @@ def _request(value, type_spec) -> bytes:
 
 def test_the_gate_judges_every_value_a_coordinator_sends(exported, tmp_path):
   approvals.approve(exported.directory, str(tmp_path))
-  gate = Gate(0, 1, ['cleveland'], approvals.Approvals(str(tmp_path)))
+  gate = Gate(0, '127.0.0.1:1', ['cleveland'], approvals.Approvals(str(tmp_path)))
   try:
     weights = tff.TensorType(np.float32, [2])
     gate.check_value(_request(np.array([1.0, 2.0], np.float32), weights))  # Weights pass.

@@ -99,6 +99,7 @@ def start_worker(
   max_concurrent_computation_calls: int = DEFAULT_CONCURRENCY,
   log_path: str | None = None,
   cwd: str | None = None,
+  wrapper: tuple[str, ...] = (),
 ) -> subprocess.Popen:
   """Starts TFF's `worker_binary` on `port`; it dies with this process.
 
@@ -110,6 +111,8 @@ def start_worker(
     log_path: Where the worker's output goes (a temp file by default).
     cwd: The worker's working directory (a hospital's data root: relative shard
       names in computations resolve there).
+    wrapper: A command the worker's command line is appended to, after '--'
+      (`deployment.worker_namespace.command`: the worker in its own network namespace).
 
   Raises:
     WorkerError: The argument is not an int.
@@ -125,12 +128,13 @@ def start_worker(
     fd, log_path = tempfile.mkstemp(prefix=stale_files.owned_name(LOG_PREFIX), suffix='.log')
     os.close(fd)
   with open(log_path, 'ab') as log:
+    worker = [
+      WORKER_BINARY,
+      f'--port={port}',
+      f'--max_concurrent_computation_calls={max_concurrent_computation_calls}',
+    ]
     process = subprocess.Popen(
-      [
-        WORKER_BINARY,
-        f'--port={port}',
-        f'--max_concurrent_computation_calls={max_concurrent_computation_calls}',
-      ],
+      [*wrapper, '--', *worker] if wrapper else worker,
       stdin=subprocess.DEVNULL,
       stdout=log,
       stderr=subprocess.STDOUT,

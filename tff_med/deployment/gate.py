@@ -63,11 +63,11 @@ class Refused(Exception):
 
 
 class Gate:
-  """Serves `port` and relays approved requests to TFF's worker on `worker_port` (loopback).
+  """Serves `port` and relays approved requests to TFF's worker at `worker`.
 
   Args:
     port: The port the coordinator connects to.
-    worker_port: The raw TFF worker's port on 127.0.0.1.
+    worker: The raw TFF worker's gRPC target ('unix:PATH' or '127.0.0.1:PORT').
     hospitals: The hospitals whose shards this worker validated.
     approvals: The approved plans; None admits every computation (development only).
     tls: This hospital's certificate, key and the consortium CA, or None for plain gRPC.
@@ -78,7 +78,7 @@ class Gate:
   def __init__(
     self,
     port: int,
-    worker_port: int,
+    worker: str,
     hospitals: list[str],
     approvals: Approvals | None,
     tls: TlsFiles | None = None,
@@ -92,7 +92,7 @@ class Gate:
     self._crl = certificates.load_revocation_list(tls.crl, tls.ca) if tls and tls.crl else None
     self._coordinator = coordinator
     self._known: dict[str, str] = {}  # SHA-256 of a computation's bytes -> its fingerprint.
-    self._worker = grpc.insecure_channel(f'127.0.0.1:{worker_port}', _SERVER_OPTIONS)
+    self._worker = grpc.insecure_channel(worker, _SERVER_OPTIONS)
     self._server = grpc.server(
       futures.ThreadPoolExecutor(max_workers, thread_name_prefix='gate'),
       handlers=[_Handler(self)],

@@ -16,16 +16,18 @@ import contextlib
 import dataclasses
 import os
 import resource
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 
 import grpc
 import tensorflow_federated as tff
 
-from tff_med import runtime
+from tff_med import runtime, stale_files
 from tff_med.data import shards
-from tff_med.deployment import certificates, tls_identity
+from tff_med.deployment import certificates, tls_identity, worker_namespace
 from tff_med.deployment.approvals import Approvals
 from tff_med.deployment.gate import Gate
 from tff_med.errors import ConfigError
@@ -45,6 +47,9 @@ class HospitalConfig:
   tls_crl: str = ''  # A revocation list from the consortium CA (PEM), optional.
   coordinator: str = 'coordinator'  # The common name of the coordinator's certificate.
   worker_port: int = 0  # The raw worker's port, behind the gate (0: any free one).
+  # 'auto': the worker in its own network namespace where Linux allows it, else on a
+  # port the hospital must close; 'namespace' insists; 'none' never isolates.
+  isolation: str = 'auto'
   ready_timeout: float = 60.0
 
   @property
@@ -90,10 +95,15 @@ def check(config: HospitalConfig) -> tuple[list[str], Approvals | None]:
       '--allow_unapproved_computations'
     )
   approvals = Approvals(config.approved) if config.approved else None
+  if config.isolation not in ('auto', 'namespace', 'none'):
+    raise ConfigError(f'--isolation must be auto, namespace or none, got {config.isolation!r}')
   check_port_free(config.port)
   if config.worker_port:
     check_port_free(config.worker_port)
   return hospitals, approvals
+
+
+SOCKET_PREFIX = 'tff_med_gate_'  # + the owner's PID: the worker's Unix socket lives there.
 
 
 class HospitalWorker:
@@ -104,6 +114,9 @@ class HospitalWorker:
     self.hospitals, self.approvals = check(config)
     self.process = None
     self.gate = None
+    self.worker_port = 0
+    self.isolated = False
+    self._socket_dir = ''
 
   def start(self) -> None:
     """Starts the worker and the gate, and waits until the worker answers.
@@ -112,9 +125,22 @@ class HospitalWorker:
       runtime.WorkerError: The worker did not become ready in time.
     """
     c = self.config
-    worker_port = c.worker_port or runtime.free_port()
-    self.process = runtime.start_worker(worker_port, cwd=os.path.abspath(c.data_root))
-    channel = grpc.insecure_channel(f'localhost:{worker_port}')
+    self.worker_port = c.worker_port or runtime.free_port()
+    self.isolated = c.isolation == 'namespace' or (
+      c.isolation == 'auto' and worker_namespace.available()
+    )
+    if self.isolated:
+      stale_files.sweep(SOCKET_PREFIX)
+      self._socket_dir = tempfile.mkdtemp(prefix=stale_files.owned_name(SOCKET_PREFIX))
+      path = os.path.join(self._socket_dir, 'worker.sock')
+      wrapper = tuple(worker_namespace.command(path, self.worker_port))
+      target = f'unix:{path}'
+    else:
+      wrapper, target = (), f'127.0.0.1:{self.worker_port}'
+    self.process = runtime.start_worker(
+      self.worker_port, cwd=os.path.abspath(c.data_root), wrapper=wrapper
+    )
+    channel = grpc.insecure_channel(target)
     try:
       stub = tff.framework.RemoteExecutorGrpcStub(channel)
       runtime.wait_until_ready(stub, self.process, 'the TFF worker', c.ready_timeout)
@@ -124,7 +150,7 @@ class HospitalWorker:
     finally:
       channel.close()
     tls = tls_identity.TlsFiles(c.tls_cert, c.tls_key, c.tls_ca, c.tls_crl) if c.tls else None
-    self.gate = Gate(c.port, worker_port, self.hospitals, self.approvals, tls, c.coordinator)
+    self.gate = Gate(c.port, target, self.hospitals, self.approvals, tls, c.coordinator)
     try:
       self.gate.start()
     except OSError as e:
@@ -138,9 +164,13 @@ class HospitalWorker:
       approval = 'WARNING: ANY computation admitted (--allow_unapproved_computations)'
     else:
       approval = f'approved plans: {self.approvals.describe()} (in {self.config.approved})'
+    if self.isolated:
+      raw = 'the TFF worker in its own network namespace'
+    else:
+      raw = f'CLOSE port {self.worker_port} to the network (the raw TFF worker listens there)'
     return (
       f'hospital worker ready: {", ".join(self.hospitals)} on port {self.config.port} ({tls}); '
-      f'data stays in {os.path.abspath(self.config.data_root)}; {approval}'
+      f'data stays in {os.path.abspath(self.config.data_root)}; {approval}; {raw}'
     )
 
   def stop(self) -> None:
@@ -155,6 +185,9 @@ class HospitalWorker:
         with contextlib.suppress(OSError):
           os.remove(self.process.log_path)
       self.process = None
+    if self._socket_dir:
+      shutil.rmtree(self._socket_dir, ignore_errors=True)
+      self._socket_dir = ''
 
 
 def raise_file_limit() -> int:
