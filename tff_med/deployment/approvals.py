@@ -50,18 +50,6 @@ def approve(plan_dir: str, directory: str) -> str:
   return path
 
 
-def _read_record(path: str) -> dict:
-  try:
-    with open(path) as f:
-      record = json.load(f)
-  except OSError as e:
-    raise ConfigError(f'approval {path} cannot be read: {e.strerror}') from e
-  except json.JSONDecodeError as e:
-    raise ConfigError(f'approval {path} is not valid JSON: {e}') from e
-  plan_lib.check_content(record, f'approval {path}')
-  return record
-
-
 class Approvals:
   """The fingerprints of every plan approved in `directory`.
 
@@ -88,7 +76,7 @@ class Approvals:
       if not name.endswith('.json') or name in self._records:
         continue
       try:
-        record = _read_record(path)
+        record = plan_lib.read_content(path, 'approval')
       except ConfigError:
         if strict:
           raise

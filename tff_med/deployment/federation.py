@@ -25,9 +25,12 @@ from tff_med.deployment.addresses import split_address
 from tff_med.deployment.tls_identity import TlsFiles
 from tff_med.errors import ConfigError, DeploymentError
 
+# The largest message either side accepts (a gate's limit too): far above any model
+# the pipeline trains, far below what could exhaust a machine.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 _GRPC_OPTIONS = [
-  ('grpc.max_receive_message_length', 2_000_000_000),
-  ('grpc.max_send_message_length', 2_000_000_000),
+  ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
+  ('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
 ]
 
 

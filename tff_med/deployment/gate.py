@@ -35,6 +35,7 @@ from tensorflow_federated.python.core.impl.compiler import array as tff_array
 
 from tff_med.deployment import certificates, fingerprint, remote_data
 from tff_med.deployment.approvals import Approvals
+from tff_med.deployment.federation import MAX_MESSAGE_BYTES
 from tff_med.deployment.tls_identity import TlsFiles, peer_problem
 
 SERVICE = '/tensorflow_federated.v0.ExecutorGroup/'
@@ -48,7 +49,6 @@ METHODS = (
   'Dispose',
   'DisposeExecutor',
 )
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 _SERVER_OPTIONS = [
   ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
   ('grpc.max_send_message_length', MAX_MESSAGE_BYTES),

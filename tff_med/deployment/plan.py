@@ -131,23 +131,32 @@ def check_content(content: dict, where: str) -> None:
     )
 
 
+def read_content(path: str, what: str) -> dict:
+  """Reads a plan's JSON content (a plan.json, or an approval record) and checks it.
+
+  Raises:
+    ConfigError: Unreadable, not JSON, edited or from other versions, naming `what` and the file.
+  """
+  try:
+    with open(path) as f:
+      content = json.load(f)
+  except OSError as e:
+    raise ConfigError(f'{what} {path} cannot be read: {e.strerror}') from e
+  except json.JSONDecodeError as e:
+    raise ConfigError(f'{what} {path} is not valid JSON: {e}') from e
+  check_content(content, f'{what} {path}')
+  return content
+
+
 def load_plan(directory: str) -> Plan:
   """Reads and checks a plan directory.
 
   Raises:
     ConfigError: Missing, unreadable, edited, or from other versions, naming the file.
   """
-  path = os.path.join(directory, PLAN_FILE)
   if not os.path.isdir(directory):
     raise ConfigError(f'plan directory {directory} does not exist')
-  try:
-    with open(path) as f:
-      content = json.load(f)
-  except OSError as e:
-    raise ConfigError(f'plan {path} cannot be read: {e.strerror}') from e
-  except json.JSONDecodeError as e:
-    raise ConfigError(f'plan {path} is not valid JSON: {e}') from e
-  check_content(content, f'plan {path}')
+  content = read_content(os.path.join(directory, PLAN_FILE), 'plan')
   protos = {}
   for fp in {c['fingerprint'] for c in content['computations']}:
     file = os.path.join(directory, COMPUTATIONS_DIR, f'{fp}.pb')
@@ -159,9 +168,13 @@ def load_plan(directory: str) -> Plan:
     if proto is None or fingerprint.fingerprint(proto) != fp:
       raise ConfigError(f'plan {directory}: {file} is not the computation the plan lists (edited?)')
     protos[fp] = proto
-  with open(os.path.join(directory, SUMMARY_FILE)) as f:
-    if f.read() != summary_lib.render(content):
-      raise ConfigError(f'plan {directory}: {SUMMARY_FILE} was edited; export the plan again')
+  try:
+    with open(os.path.join(directory, SUMMARY_FILE)) as f:
+      shown = f.read()
+  except OSError as e:
+    raise ConfigError(f'plan {directory}: {SUMMARY_FILE} cannot be read: {e.strerror}') from e
+  if shown != summary_lib.render(content):
+    raise ConfigError(f'plan {directory}: {SUMMARY_FILE} was edited; export the plan again')
   return Plan(directory, content, protos)
 
 
