@@ -170,7 +170,7 @@ class RemoteFederation:
     return [h for h, a in self.workers.items() if a == address]
 
   def _hospitals_at(self, address: str) -> str:
-    return ', '.join(h for h, a in self.workers.items() if a == address)
+    return ', '.join(self.workers_at(address))
 
   def _not_ready(self, address: str) -> str:
     message = (

@@ -19,7 +19,8 @@ request with TFF's protos and relays it to the worker on loopback only if:
 Anything else is answered with PERMISSION_DENIED, naming the hospital and the
 fingerprint; the coordinator turns it into a DeploymentError. With TLS files
 the gate terminates mutual TLS and admits only the coordinator's certificate
-(its common name, a client-only key usage, and not in the hospital's CRL). TFF has no such gate; this is ours.
+(its common name, a client-only key usage, and not in the hospital's CRL).
+TFF has no such gate; this is ours.
 """
 
 from __future__ import annotations
@@ -99,7 +100,6 @@ class Gate:
       options=_SERVER_OPTIONS,
       maximum_concurrent_rpcs=4 * max_workers,
     )
-    self.refused = 0
 
   def _who(self) -> str:
     return f'the gate of {", ".join(self.hospitals)}'
@@ -205,7 +205,6 @@ class _Handler(grpc.GenericRpcHandler):
         if method == 'CreateValue':
           self._gate.check_value(request)
       except Refused as e:
-        self._gate.refused += 1
         logging.warning('Refused: %s', e)
         context.abort(grpc.StatusCode.PERMISSION_DENIED, str(e))
       try:

@@ -80,6 +80,8 @@ def check(config: HospitalConfig) -> tuple[list[str], Approvals | None]:
   files = [config.tls_cert, config.tls_key, config.tls_ca]
   if any(files) and not all(files):
     raise ConfigError('mutual TLS needs all of --tls_cert, --tls_key and --tls_ca')
+  if config.tls_crl and not config.tls:
+    raise ConfigError('--tls_crl needs mutual TLS (--tls_cert, --tls_key and --tls_ca)')
   if config.tls:
     tls_identity.TlsFiles(config.tls_cert, config.tls_key, config.tls_ca).check('hospital worker')
     if config.tls_crl:
@@ -97,6 +99,11 @@ def check(config: HospitalConfig) -> tuple[list[str], Approvals | None]:
   approvals = Approvals(config.approved) if config.approved else None
   if config.isolation not in ('auto', 'namespace', 'none'):
     raise ConfigError(f'--isolation must be auto, namespace or none, got {config.isolation!r}')
+  if config.isolation == 'namespace' and not worker_namespace.available():
+    raise ConfigError(
+      '--isolation=namespace: this machine does not allow a network namespace (unshare --net '
+      'failed); use --isolation=none and close the raw worker port (docs/deployment.md)'
+    )
   check_port_free(config.port)
   if config.worker_port:
     check_port_free(config.worker_port)
