@@ -85,7 +85,6 @@ def test_an_approved_plan_runs_remotely_as_in_simulation_without_the_coordinator
   a, b = workers['a'].address, workers['b'].address
   config = remote_config(spec(dict(zip(HOSPITALS, [a, a, b, b], strict=True))))
   approve(config, approved, str(tmp_path / 'plan'))
-  config.deployment.plan = str(tmp_path / 'plan')  # Checked before connecting.
   lines = []
   remote = experiment.train(config, str(tmp_path / 'remote'), print_fn=lines.append)
   assert not os.path.exists('/nonexistent')

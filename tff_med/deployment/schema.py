@@ -1,9 +1,9 @@
 """What the coordinator learns from the hospitals instead of their data: the shard schema.
 
 Each hospital's worker reports, per split, the CSV header, the row count, a
-histogram of the study's label and the first row whose label is not one of the
-study's classes (`remote_data.describe_shard`: the label is the coordinator's
-choice, checked at the hospital). The coordinator refuses to start if the
+histogram of the plan's label (small counts suppressed) and the first row whose
+label is not one of the plan's classes (`remote_data.describe_computation`: the
+label is built into the computation the hospital approved, and checked there). The coordinator refuses to start if the
 hospitals' columns disagree, if a label is bad, or if a worker lacks a
 hospital's shard, naming the hospital, the file, the column and the row.
 """
