@@ -1,17 +1,22 @@
 """Plans a data steward approves: stable fingerprints, a readable summary, tampering refused."""
 
+import io
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
+from absl import logging
+from absl.testing import flagsaver
 from tensorflow_federated.proto.v0 import executor_pb2
 from tensorflow_federated.python.core.impl.executors import value_serialization
 
 from configs import heart_disease
+from experiments import approve_plan
 from tff_med.data import heart_disease as heart_data
 from tff_med.deployment import approvals, computations, fingerprint, hospital, plan, remote_data
 from tff_med.deployment.gate import Gate, Refused
@@ -142,6 +147,29 @@ def test_a_hospital_does_not_start_on_a_bad_approval(exported, tmp_path):
     hospital.check(hospital.HospitalConfig(data, 0, approved=str(tmp_path / 'nowhere')))
   with pytest.raises(ConfigError, match='give --approved=DIR'):
     hospital.check(hospital.HospitalConfig(data, 0))
+
+
+class _Terminal(io.StringIO):
+  """A steward's terminal: what they type, as standard input."""
+
+  def isatty(self):
+    return True
+
+
+def test_a_steward_approves_at_a_terminal_by_typing_yes(exported, tmp_path, monkeypatch):
+  approved = tmp_path / 'approved'
+  monkeypatch.setattr(logging, 'set_verbosity', lambda level: None)  # The session's stays.
+  with flagsaver.flagsaver(plan=exported.directory, approved=str(approved), yes=False):
+    monkeypatch.setattr(sys, 'stdin', io.StringIO(''))  # A pipe: nobody to ask.
+    with pytest.raises(ConfigError, match='confirm at a terminal, or pass --yes'):
+      approve_plan.main(['approve_plan'])
+    monkeypatch.setattr(sys, 'stdin', _Terminal('sure\n'))
+    with pytest.raises(ConfigError, match=f'plan {exported.plan_id} not approved'):
+      approve_plan.main(['approve_plan'])
+    assert not approved.exists()
+    monkeypatch.setattr(sys, 'stdin', _Terminal('yes\n'))
+    approve_plan.main(['approve_plan'])
+  assert os.listdir(approved) == [f'{exported.plan_id}.json']
 
 
 def _request(value, type_spec) -> bytes:
