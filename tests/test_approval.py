@@ -114,7 +114,7 @@ def test_an_unapproved_run_is_refused_before_the_first_round_naming_the_hospital
   config = remote_config(spec({h: worker.address for h in HOSPITALS}))
   config.algorithm.client_learning_rate = 0.02  # Not the plan the steward approved.
   lines = []
-  with pytest.raises(DeploymentError, match=_REFUSED + '[0-9a-f]{16}'):
+  with pytest.raises(DeploymentError, match=_REFUSED + '[0-9a-f]{16}.*set deployment.plan'):
     experiment.train(config, str(tmp_path), print_fn=lines.append)
   assert not any(line.startswith('round') for line in lines)  # Not even round 0's evaluation.
 

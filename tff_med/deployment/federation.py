@@ -105,7 +105,13 @@ class _DeadlineContext(tff.framework.SyncContext):
     if 'error' in outcome:
       error = outcome['error']
       if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.PERMISSION_DENIED:
-        raise DeploymentError(error.details()) from error
+        hint = (
+          '; to see how this run differs from the plan the hospitals approved, set '
+          'deployment.plan to that plan directory'
+          if 'refuses computation' in error.details()
+          else ''
+        )
+        raise DeploymentError(error.details() + hint) from error
       raise error
     return outcome['value']
 
