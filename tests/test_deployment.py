@@ -219,7 +219,7 @@ def test_a_killed_worker_stops_the_round_and_a_rerun_resumes(heart_root, tmp_pat
   worker = HospitalProcess(heart_root)
   worker.wait_ready()
   config = remote_config(
-    spec({h: worker.address for h in HOSPITALS}), call_timeout=15.0, ready_timeout=60.0
+    spec({h: worker.address for h in HOSPITALS}), call_timeout=8.0, ready_timeout=60.0
   )
   config.training.rounds = 3
   config.training.checkpoint_every = 1
@@ -229,7 +229,7 @@ def test_a_killed_worker_stops_the_round_and_a_rerun_resumes(heart_root, tmp_pat
       worker.stop(signal.SIGKILL)  # A crash: the TFF worker dies with its parent.
 
   began = time.monotonic()
-  with pytest.raises(DeploymentError, match='no answer within 15 s .* unreachable: cleveland'):
+  with pytest.raises(DeploymentError, match='no answer within 8 s .* unreachable: cleveland'):
     experiment.train(config, str(tmp_path / 'run'), print_fn=kill_after_round_1)
   assert time.monotonic() - began < 60
   assert os.path.isdir(tmp_path / 'run' / 'checkpoints' / 'program_state_1')

@@ -226,21 +226,8 @@ def test_the_deployment_steps_run_as_the_readme_prints_them(tmp_path):
     f'{h}=localhost:{port}' for h in ['cleveland', 'hungary', 'switzerland', 'va_long_beach']
   )
   plan_dir, approved = tmp_path / 'plan', tmp_path / 'srv' / 'approved'
-  exported = run(
-    'uv run python -m experiments.plan --config=configs/heart_disease.py:smoke '
-    f'--config.deployment.workers={workers} --out={plan_dir}'
-  )
-  assert exported.returncode == 0, exported.stderr[-3000:]
-  with open(os.path.join(ROOT, 'tests', 'data', 'heart_smoke_plan.json')) as f:
-    pinned = json.load(f)['plan_id']
-  assert exported.stdout.startswith(f'plan {pinned}:')  # Another process, the same plan.
-  assert exported.stderr.strip() == ''  # TFF's compiler chatter stays off the console.
-  approval = run(
-    f'uv run python -m experiments.approve_plan --plan={plan_dir} --approved={approved} '
-    f'--data_root={shards} --yes'  # A steward at a terminal answers instead (tests/test_plan.py).
-  )
-  assert approval.returncode == 0, approval.stderr[-2000:]
-  assert '14 float32 values' in approval.stdout and f'approved plan {pinned}' in approval.stdout
+  approved.mkdir()
+  # Step 3 may come first: a running worker picks up a plan approved later.
   worker = subprocess.Popen(
     shlex.split(
       f'uv run python -m experiments.hospital_worker --data_root={shards} --port={port} '
@@ -253,7 +240,22 @@ def test_the_deployment_steps_run_as_the_readme_prints_them(tmp_path):
     text=True,
   )
   try:
-    assert f'approved plans: plan {pinned}' in worker.stdout.readline()
+    exported = run(
+      'uv run python -m experiments.plan --config=configs/heart_disease.py:smoke '
+      f'--config.deployment.workers={workers} --out={plan_dir}'
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    with open(os.path.join(ROOT, 'tests', 'data', 'heart_smoke_plan.json')) as f:
+      pinned = json.load(f)['plan_id']
+    assert exported.stdout.startswith(f'plan {pinned}:')  # Another process, the same plan.
+    assert exported.stderr.strip() == ''  # TFF's compiler chatter stays off the console.
+    approval = run(
+      f'uv run python -m experiments.approve_plan --plan={plan_dir} --approved={approved} '
+      f'--data_root={shards} --yes'  # A steward at a terminal answers instead (test_plan.py).
+    )
+    assert approval.returncode == 0, approval.stderr[-2000:]
+    assert '14 float32 values' in approval.stdout and f'approved plan {pinned}' in approval.stdout
+    assert 'approved plans: none' in worker.stdout.readline()  # Ready before the approval.
     trained = run(
       'uv run python -m experiments.train --config=configs/heart_disease.py:smoke '
       f'--config.deployment.workers={workers} --config.deployment.plan={plan_dir} '
