@@ -5,6 +5,7 @@ hospitals; its steward approved the smoke run's plan. Each test tries what a
 coordinator that authenticated fine could try, and is refused.
 """
 
+import json
 import os
 
 import numpy as np
@@ -22,6 +23,8 @@ from tff_med.errors import ConfigError, DeploymentError
 
 pytestmark = pytest.mark.slow  # a hospital worker as a subprocess
 
+with open(os.path.join(os.path.dirname(__file__), 'data', 'heart_smoke_plan.json')) as _f:
+  PINNED_ID = json.load(_f)['plan_id']  # The smoke config's plan, as test_plan.py pins it.
 _REFUSED = r'the gate of cleveland, hungary, switzerland, va_long_beach refuses computation '
 
 
@@ -126,7 +129,7 @@ def test_a_run_that_differs_from_its_plan_names_what_changed(site, tmp_path):
   config.model.name = 'mlp'
   with pytest.raises(
     ConfigError,
-    match=r'plan 6fb1c5d39a774901\); it differs in: algorithm.client_learning_rate, '
+    match=rf'plan {PINNED_ID}\); it differs in: algorithm.client_learning_rate, '
     r'leaves_the_hospital.per_round, model.layers, model.name, model.parameters',
   ):
     experiment.train(config, str(tmp_path), print_fn=lambda _: None)

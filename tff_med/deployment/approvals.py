@@ -25,7 +25,7 @@ from tff_med.errors import ConfigError, ShardError
 def check_columns(plan: plan_lib.Plan, data_root: str, hospitals: list[str]) -> None:
   """Raises ShardError if a shard of `hospitals` lacks a column the plan reads."""
   reads = plan.content['summary']['reads']
-  wanted = [*reads['features'].split(', '), reads['label']]
+  wanted = [*reads['features'], reads['label']]
   for hospital in hospitals:
     for split in ('train', 'test'):
       path = os.path.join(data_root, hospital, f'{split}.csv')
@@ -68,6 +68,7 @@ class Approvals:
     self._lock = threading.Lock()
     self._plans: dict[str, str] = {}  # fingerprint -> plan id
     self._records: dict[str, dict] = {}
+    self._hospitals: set[str] = set()  # The consortium, as the approved plans name it.
     self._load(strict=True)
 
   def _load(self, strict: bool) -> None:
@@ -84,6 +85,7 @@ class Approvals:
       self._records[name] = record
       for c in record['computations']:
         self._plans[c['fingerprint']] = record['digest'][:16]
+      self._hospitals.update(record['summary']['hospitals'])
 
   def plan_of(self, fp: str) -> str | None:
     """The id of an approved plan holding `fp` (rereading the directory once if unknown)."""
@@ -95,7 +97,7 @@ class Approvals:
   def hospitals(self) -> set[str]:
     """The consortium's hospitals, as the approved plans name them."""
     with self._lock:
-      return {h for r in self._records.values() for h in r['summary']['hospitals'].split(', ')}
+      return set(self._hospitals)
 
   def describe(self) -> str:
     """'plan <id> (<study>)' for each approved plan, or 'none'."""

@@ -29,10 +29,10 @@ def summarize(config, hospitals: list[str], features, model) -> dict:
   update = _model(model)
   return {
     'study': {'name': config.name, 'seed': config.seed, 'rounds': config.training.rounds},
-    'hospitals': ', '.join(hospitals),
+    'hospitals': list(hospitals),
     'reads': {
       'files': '<hospital>/train.csv and <hospital>/test.csv under the data root',
-      'features': ', '.join(features),
+      'features': list(features),
       'label': d.label,
       'classes': classes,
     },
@@ -88,6 +88,8 @@ def _lines(entries: dict, indent: str = '') -> list[str]:
     name = key.replace('_', ' ')
     if isinstance(value, dict):
       lines += [f'{indent}- **{name}**', *_lines(value, indent + '  ')]
+    elif isinstance(value, list) and all(len(str(v)) <= 30 for v in value):
+      lines.append(f'{indent}- **{name}**: {", ".join(map(str, value))}')  # Names: one line.
     elif isinstance(value, list):
       lines += [f'{indent}- **{name}**', *(f'{indent}  - {v}' for v in value)]
     else:
