@@ -19,7 +19,8 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_federated as tff  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from tff_med import metrics, models, runtime  # noqa: E402
+from tff_med import runtime
+from tff_med.learning import metrics, models
 
 _HOSPITALS = flags.DEFINE_integer('hospitals', 64, 'Clients per round.')
 _ROUNDS = flags.DEFINE_integer('rounds', 6, 'Rounds (the first is warm-up).')

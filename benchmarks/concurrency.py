@@ -20,7 +20,8 @@ import tensorflow_federated as tff  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
-from tff_med import algorithms, runtime  # noqa: E402
+from tff_med import runtime
+from tff_med.learning import algorithms
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
 _SETTINGS = flags.DEFINE_list(

@@ -22,7 +22,9 @@ import tensorflow  # noqa: E402, F401  (before app.run; see experiments/train.py
 from absl import app, flags  # noqa: E402
 
 from configs import heart_disease  # noqa: E402
-from tff_med import evaluation, experiment, export  # noqa: E402
+from tff_med import experiment
+from tff_med.learning import evaluation
+from tff_med.run import export, outputs
 
 _ROUNDS = flags.DEFINE_integer('rounds', 100, 'Rounds per run.')
 _REPEATS = flags.DEFINE_integer('repeats', 2, 'Runs per engine.')
@@ -38,7 +40,7 @@ def _run(engine: str, data_root: str):
     began = time.perf_counter()
     result = experiment.train(config, workdir, print_fn=lambda _: None)
     wall = time.perf_counter() - began
-    with open(os.path.join(workdir, 'metrics.csv')) as f:
+    with open(os.path.join(workdir, outputs.METRICS_CSV)) as f:
       rounds = [float(r['round_seconds']) for r in csv.DictReader(f) if r['round_seconds']]
     model, _ = export.load_exported(workdir)
     accuracy = evaluation.mean_over_hospitals(result.loop.final_eval, 'accuracy')

@@ -28,7 +28,7 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
 from tff_med import runtime  # noqa: E402
-from tff_med.data import resident  # noqa: E402
+from tff_med.clients import resident
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
 _ROUNDS = flags.DEFINE_integer('rounds', 20, 'Rounds (the first 5 are warm-up).')

@@ -17,7 +17,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from benchmarks import seeds  # noqa: E402
-from tff_med import evaluation  # noqa: E402
+from tff_med.learning import evaluation
 
 _CONFIG = config_flags.DEFINE_config_file('config', 'configs/heart_disease.py', 'Config file.')
 _SEEDS = flags.DEFINE_integer('seeds', 5, 'Number of seeds (0..seeds-1).')

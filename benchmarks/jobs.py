@@ -1,6 +1,6 @@
 """The two jobs the speed benchmarks run: heart (overhead-bound) and cnn (compute-bound).
 
-Each returns `(task, config)`: a `tff_med.task.Task` and the experiment config
+Each returns `(task, config)`: a `tff_med.learning.task.Task` and the experiment config
 whose `algorithm` and `data` blocks say how it trains.
 """
 
@@ -9,9 +9,12 @@ import contextlib
 import numpy as np
 
 from configs import heart_disease
-from tff_med import experiment, fused, runtime
-from tff_med import task as task_lib
-from tff_med.data import client_data, resident, shards
+from tff_med.run import simulated
+from tff_med import runtime
+from tff_med.clients import client_data, resident
+from tff_med.data import shards
+from tff_med.learning import fused
+from tff_med.learning import task as task_lib
 
 
 def heart():
@@ -74,7 +77,7 @@ def resident_process(task, config, kept):
 
   `kept` is the job's `data.resident.ResidentShards`.
   """
-  process, inputs_fn = experiment.process_and_inputs(config, task, plan(config), None, None, kept)
+  process, inputs_fn = simulated.process_and_inputs(config, task, plan(config), None, None, kept)
   return process, lambda round_num: inputs_fn(round_num, task.data.hospitals)
 
 

@@ -31,7 +31,7 @@ from absl import app, flags  # noqa: E402
 from tensorflow_federated.python.core.impl.executors import value_serialization  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
-from tff_med import algorithms  # noqa: E402
+from tff_med.learning import algorithms
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
 _ROUNDS = flags.DEFINE_integer('rounds', 20, 'Rounds per piece (the first 5 are warm-up).')

@@ -39,7 +39,8 @@ import tensorflow_federated as tff  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
-from tff_med import algorithms, errors, metrics  # noqa: E402
+from tff_med import errors
+from tff_med.learning import algorithms, metrics
 
 _ROUNDS = flags.DEFINE_integer('rounds', 30, 'Rounds per implementation (first 5 are warm-up).')
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'heart (overhead-bound) or cnn.')

@@ -27,6 +27,7 @@ from benchmarks import process_stats  # noqa: E402
 from configs import csv_shards  # noqa: E402
 from tff_med import experiment  # noqa: E402
 from tff_med.data.split import write_site_shards  # noqa: E402
+from tff_med.run import outputs  # noqa: E402
 
 _COUNTS = flags.DEFINE_list('counts', ['4', '16', '64', '256'], 'Numbers of hospitals.')
 _ROUNDS = flags.DEFINE_integer('rounds', 6, 'Rounds per run (the first two are warm-up).')
@@ -66,7 +67,7 @@ def _run(hospitals: int, rows: int) -> tuple[float, float, float]:
     experiment.train(config, workdir, print_fn=sample)
     python_peak = max(p for p, _ in peaks)
     worker_peak = max(w for _, w in peaks)
-    with open(os.path.join(workdir, 'metrics.csv')) as f:
+    with open(os.path.join(workdir, outputs.METRICS_CSV)) as f:
       seconds = [float(r['round_seconds']) for r in csv.DictReader(f) if r['round_seconds']]
   return float(np.median(seconds[2:])), python_peak, worker_peak
 

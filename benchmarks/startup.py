@@ -25,8 +25,10 @@ def mark(name):
 import tensorflow as tf; mark('import tensorflow')
 import tensorflow_federated as tff; mark('import tensorflow_federated')
 from configs import heart_disease
-from tff_med import evaluation, experiment, runtime, task as task_lib
-from tff_med.data import client_data, resident
+from tff_med import runtime
+from tff_med.clients import client_data, resident
+from tff_med.learning import evaluation, task as task_lib
+from tff_med.run import simulated
 mark('import tff_med')
 tf.get_logger().setLevel('ERROR')
 config = heart_disease.get_config()
@@ -34,7 +36,7 @@ with runtime.local_runtime():
   task = task_lib.load_task(config); mark('load shards + federated scaling (starts the worker)')
   with resident.resident_shards(task.data) as kept:
     mark('write the shards for the worker')
-    process, inputs_fn = experiment.process_and_inputs(
+    process, inputs_fn = simulated.process_and_inputs(
       config, task, client_data.LocalTraining(4, 100), None, None, kept)
     mark('build learning process')
     state = process.initialize(); mark('initialize()')

@@ -13,8 +13,8 @@ import sys
 
 from absl import app, flags, logging
 
-from tff_med import outputs
 from tff_med.errors import UserError
+from tff_med.run import outputs
 
 EXIT_USER_ERROR = 1
 

@@ -11,8 +11,7 @@ import tensorflow  # noqa: F401  (before app.run; see experiments/train.py)
 from absl import app, flags
 
 from experiments import console
-
-from tff_med import export
+from tff_med.run import export
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'A finished training run.', required=True)
 _INPUT = flags.DEFINE_string('input', None, 'CSV of patients to score.', required=True)

@@ -5,9 +5,12 @@ import pytest
 
 from configs import heart_disease
 from tests.shard_fixtures import write_shards
-from tff_med import algorithms, models, runtime, task as task_lib
-from tff_med.data import client_data, npz_shards, shards
+from tff_med import runtime
+from tff_med.clients import client_data
+from tff_med.data import npz_shards, shards
 from tff_med.errors import ConfigError, ShardError
+from tff_med.learning import algorithms, models
+from tff_med.learning import task as task_lib
 
 
 @pytest.fixture(scope='module')

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from configs import heart_disease
-from tff_med import attacks, evaluation, experiment
+from tff_med import experiment
 from tff_med.errors import ConfigError
+from tff_med.learning import attacks, evaluation
 
 HOSPITALS = ['cleveland', 'hungary', 'switzerland', 'va_long_beach']
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from configs import heart_disease
-from tff_med import communication, experiment, models
+from tff_med import experiment
+from tff_med.learning import communication, models
 
 
 def test_large_tensors_are_quantized_small_ones_sent_as_is():

@@ -10,12 +10,19 @@ import pytest
 
 from configs import heart_disease
 from tests.deployment_fixtures import HospitalProcess, approve, split_heart_shards
-from tff_med import experiment, export, runtime
+from tff_med import experiment, runtime
 from tff_med.data import heart_disease as heart_data
-from tff_med.deployment import addresses, hospital
-from tff_med.deployment import remote_data, schema, worker_namespace
+from tff_med.deployment import (
+  addresses,
+  hospital,
+  remote_data,
+  schema,
+  shard_format,
+  worker_namespace,
+)
 from tff_med.deployment.federation import DeploymentError, RemoteFederation
 from tff_med.errors import ConfigError, ShardError
+from tff_med.run import export
 
 pytestmark = pytest.mark.slow  # hospital workers as subprocesses
 
@@ -116,8 +123,8 @@ def test_a_development_worker_says_so_for_every_computation_it_admits(workers):
   federation = RemoteFederation({'cleveland': workers['dev'].address})
   federation.connect()
   try:
-    describe = remote_data.describe_computation('heart_disease', 2)
-    schema.fetch_schema(federation, heart_disease.get_config().data, describe)
+    describe = shard_format.describe_computation(heart_data.FEATURES, 'heart_disease', 2)
+    schema.fetch_schema(federation, heart_disease.get_config().data, describe, heart_data.FEATURES)
   finally:
     federation.close()
   assert 'UNAPPROVED computation' in workers['dev'].log_text()
@@ -158,8 +165,9 @@ def test_a_worker_serves_whichever_label_the_plan_names(workers):
   try:
     data_config = heart_disease.get_config().data
     data_config.label = 'sex'
-    describe = remote_data.describe_computation('sex', 2)
-    found = schema.fetch_schema(federation, data_config, describe)
+    features = tuple(c for c in (*heart_data.FEATURES, heart_data.LABEL) if c != 'sex')
+    describe = shard_format.describe_computation(features, 'sex', 2)
+    found = schema.fetch_schema(federation, data_config, describe, features)
   finally:
     federation.close()
   assert 'heart_disease' in found.feature_names and 'sex' not in found.feature_names
@@ -196,14 +204,6 @@ def test_a_worker_that_never_answers_fails_fast(tmp_path):
 def test_malformed_worker_lists_are_refused(bad, message):
   with pytest.raises(ConfigError, match=message):
     addresses.parse_workers(bad)
-
-
-def test_simulation_only_features_are_refused_for_remote_runs(tmp_path):
-  config = remote_config('cleveland=localhost:1')
-  config.privacy.level = 'patient'
-  config.privacy.noise_multiplier = 1.0
-  with pytest.raises(ConfigError, match="do not support privacy.level='patient'"):
-    experiment.train(config, str(tmp_path), print_fn=lambda _: None)
 
 
 def test_a_hospital_worker_on_a_port_in_use_is_refused(heart_root):
@@ -257,8 +257,8 @@ def test_the_raw_worker_port_is_unreachable_from_outside_its_namespace(heart_roo
     federation.connect()  # Through the gate, the worker answers.
     try:
       with federation.route(['cleveland']):
-        describe = remote_data.describe_computation('heart_disease', 2)
-        _, rows, _, _ = describe(remote_data.client_input('cleveland', 'train'))
+        describe = shard_format.describe_computation(heart_data.FEATURES, 'heart_disease', 2)
+        _, rows, *_ = describe(remote_data.client_input('cleveland', 'train'))
     finally:
       federation.close()
     assert rows > 0

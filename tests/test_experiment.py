@@ -10,8 +10,9 @@ import tensorflow as tf
 
 from configs import csv_shards, heart_disease
 from tests.shard_fixtures import write_shards
-from tff_med import experiment, export
+from tff_med import experiment
 from tff_med.errors import ConfigError, ShardError
+from tff_med.run import export
 
 
 @pytest.fixture(scope='module')

@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 
 from configs import heart_disease
-from tff_med import attacks, experiment, fused, runtime
-from tff_med import task as task_lib
-from tff_med.data import client_data, resident, shards
+from tff_med.run import settings, simulated
+from tff_med import experiment, runtime
+from tff_med.clients import client_data, resident
+from tff_med.data import shards
 from tff_med.errors import ConfigError
+from tff_med.learning import attacks, fused
+from tff_med.learning import task as task_lib
 
 
 def _synthetic(num_classes: int, nan_at: str | None = None) -> shards.FederatedShards:
@@ -62,7 +65,7 @@ def test_every_round_equals_tffs_learning_process(tmp_path, study, rounds):
     task, hospitals = study(tmp_path, config)
     plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
     with resident.resident_shards(task.data) as kept:
-      tff_process, inputs_fn = experiment.process_and_inputs(config, task, plan, None, None, kept)
+      tff_process, inputs_fn = simulated.process_and_inputs(config, task, plan, None, None, kept)
       fused_process, datasets_fn = fused.process_and_datasets(config, task, plan)
       tff_state, fused_state = tff_process.initialize(), fused_process.initialize()
       zeroed = 0
@@ -150,4 +153,4 @@ def test_an_unknown_engine_is_named():
   config = heart_disease.get_config()
   config.runtime.engine = 'jax'
   with pytest.raises(ConfigError, match="Unknown engine 'jax'; valid engines are: fused, tff"):
-    experiment.validate_training(config)
+    settings.validate_training(config)

@@ -7,10 +7,14 @@ import pytest
 
 from configs import heart_disease
 from tests.shard_fixtures import write_shards
-from tff_med import algorithms, fused, runtime, stopping, task as task_lib
-from tff_med.data import client_data, shards
+from tff_med import runtime
+from tff_med.clients import client_data
+from tff_med.data import shards
 from tff_med.errors import NonFiniteUpdateError
-from tff_med.training_loop import run_rounds
+from tff_med.learning import algorithms, fused
+from tff_med.learning import task as task_lib
+from tff_med.run import stopping
+from tff_med.run.loop import run_rounds
 
 
 class _Memory:

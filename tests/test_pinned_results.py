@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from configs import heart_disease
-from tff_med import experiment, export
+from tff_med import experiment
+from tff_med.run import export
 
 KERNEL = [
   -0.0617564, 0.4375878, 0.3979592, -0.0597279, 0.0084506, 0.0446646, 0.691221,

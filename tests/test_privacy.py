@@ -10,8 +10,10 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from configs import heart_disease
-from tff_med import dp_sgd, experiment, metrics, models, privacy, privacy_accounting, runtime
+from tff_med import experiment, runtime
 from tff_med.errors import ConfigError
+from tff_med.learning import metrics, models
+from tff_med.learning.privacy import accounting, budget, dp_sgd
 
 SIZES = {'cleveland': 199, 'hungary': 172, 'switzerland': 30, 'va_long_beach': 85}
 SPEC = (tf.TensorSpec([None, 3], tf.float32), tf.TensorSpec([None, 1], tf.float32))
@@ -92,17 +94,17 @@ def test_noise_is_seeded_and_scales_with_the_multiplier():
 
 
 def test_epsilon_falls_with_noise_and_calibration_meets_the_target():
-  loud = privacy_accounting.epsilon(0.02, 1500, 4.0, 1e-3)
-  quiet = privacy_accounting.epsilon(0.02, 1500, 1.0, 1e-3)
+  loud = accounting.epsilon(0.02, 1500, 4.0, 1e-3)
+  quiet = accounting.epsilon(0.02, 1500, 1.0, 1e-3)
   assert loud < quiet
-  assert privacy_accounting.epsilon(0.02, 1500, 0.0, 1e-3) == math.inf
-  assert privacy_accounting.epsilon(0.02, 0, 1.0, 1e-3) == 0.0
-  sigma = privacy_accounting.calibrate_noise(
+  assert accounting.epsilon(0.02, 1500, 0.0, 1e-3) == math.inf
+  assert accounting.epsilon(0.02, 0, 1.0, 1e-3) == 0.0
+  sigma = accounting.calibrate_noise(
     4 / 199, 1500, target_epsilon=1.0, delta=1e-3, max_noise_multiplier=50
   )
-  assert privacy_accounting.epsilon(4 / 199, 1500, sigma, 1e-3) == pytest.approx(1.0, abs=0.01)
+  assert accounting.epsilon(4 / 199, 1500, sigma, 1e-3) == pytest.approx(1.0, abs=0.01)
   # PLD is the tighter accountant.
-  assert privacy_accounting.epsilon(4 / 199, 1500, sigma, 1e-3, 'pld') < 1.0
+  assert accounting.epsilon(4 / 199, 1500, sigma, 1e-3, 'pld') < 1.0
 
 
 def patient_config(**privacy_fields):
@@ -131,27 +133,27 @@ def patient_config(**privacy_fields):
 )
 def test_bad_privacy_settings_are_refused_before_training(fields, message):
   with pytest.raises(ConfigError, match=message):
-    privacy.plan(patient_config(**fields), SIZES, lambda r: list(SIZES))
+    budget.plan(patient_config(**fields), SIZES, lambda r: list(SIZES))
 
 
 def test_noise_without_a_privacy_level_is_refused():
   config = heart_disease.get_config()
   config.privacy.noise_multiplier = 1.0
   with pytest.raises(ConfigError, match="level is 'none'"):
-    privacy.plan(config, SIZES, lambda r: list(SIZES))
+    budget.plan(config, SIZES, lambda r: list(SIZES))
 
 
 def test_target_epsilon_calibrates_each_hospitals_noise_to_its_size():
-  plan = privacy.plan(patient_config(target_epsilon=2.0), SIZES, lambda r: list(SIZES))
+  plan = budget.plan(patient_config(target_epsilon=2.0), SIZES, lambda r: list(SIZES))
   sigmas = plan.noise_multipliers
   assert sigmas['switzerland'] > sigmas['va_long_beach'] > sigmas['hungary'] > sigmas['cleveland']
   final = plan.epsilons(15)
   assert all(eps == pytest.approx(2.0, abs=0.02) for eps in final.values())
-  assert plan.round_metrics(1)[privacy.EPSILON_MAX] < plan.round_metrics(15)[privacy.EPSILON_MAX]
+  assert plan.round_metrics(1)[budget.EPSILON_MAX] < plan.round_metrics(15)[budget.EPSILON_MAX]
 
 
 def test_hospitals_sampled_out_of_a_round_spend_nothing_in_it():
-  plan = privacy.plan(
+  plan = budget.plan(
     patient_config(noise_multiplier=2.0), SIZES, lambda r: ['cleveland'] if r % 2 else ['hungary']
   )
   assert plan.steps_after('cleveland', 4) == 2 * 100
@@ -164,7 +166,7 @@ def test_hospital_level_noise_tff_refuses_is_named():
   config.privacy.level = 'hospital'
   config.privacy.target_epsilon = 2.0
   with pytest.raises(ConfigError, match='noise multiplier < 0.1 x hospitals per round = 0.4'):
-    privacy.plan(config, SIZES, lambda r: list(SIZES))
+    budget.plan(config, SIZES, lambda r: list(SIZES))
 
 
 @pytest.fixture(scope='module')
@@ -188,7 +190,7 @@ def test_patient_level_run_reports_epsilon_per_round_and_in_results(heart_root, 
   assert '| switzerland |' in lines[-1] and 'epsilon (PLD)' in lines[-1]
   with open(tmp_path / 'metrics.csv') as f:
     header, *rows = f.read().splitlines()
-  column = header.split(',').index(privacy.EPSILON_MAX)
+  column = header.split(',').index(budget.EPSILON_MAX)
   spent = [float(r.split(',')[column]) for r in rows if r.split(',')[column]]
   assert len(spent) == 2 and 0 < spent[0] < spent[1]
 
@@ -203,7 +205,7 @@ def test_hospital_level_run_warns_what_it_protects(heart_root, tmp_path, caplog)
   experiment.train(config, str(tmp_path), print_fn=lambda _: None)
   assert 'barely protects anything' in caplog.text
   with open(tmp_path / 'results.json') as f:
-    assert json.load(f)['privacy']['epsilon_rdp'][privacy.HOSPITAL_KEY] > 10
+    assert json.load(f)['privacy']['epsilon_rdp'][budget.HOSPITAL_KEY] > 10
 
 
 @pytest.mark.parametrize(

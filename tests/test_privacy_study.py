@@ -1,6 +1,7 @@
 """The privacy-utility sweep end to end at a tiny size."""
 
 import csv
+import json
 import math
 import os
 
@@ -27,6 +28,8 @@ def test_smoke_sweep_writes_table_plot_and_one_row_per_run(tmp_path):
   table = (tmp_path / 'out' / 'privacy.md').read_text()
   assert '| inf | - |' in table and '| 1 | 0.001 |' in table
   assert os.path.getsize(tmp_path / 'out' / 'privacy_utility.png') > 0
+  manifest = json.load(open(tmp_path / 'out' / 'manifest.json'))  # As every study writes.
+  assert len(manifest['shards']) == 8 and manifest['seeds'] == [0]
 
 
 @pytest.mark.parametrize(

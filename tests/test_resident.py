@@ -8,18 +8,13 @@ import pytest
 import tensorflow_federated as tff
 
 from configs import heart_disease
-from tff_med import (
-  algorithms,
-  attacks,
-  dp_sgd,
-  experiment,
-  metrics,
-  privacy,
-  private_algorithms,
-  runtime,
-)
-from tff_med import task as task_lib
-from tff_med.data import client_data, resident, shards
+from tff_med.run import simulated
+from tff_med import runtime
+from tff_med.clients import client_data, resident
+from tff_med.data import shards
+from tff_med.learning import algorithms, attacks, metrics
+from tff_med.learning import task as task_lib
+from tff_med.learning.privacy import budget, dp_sgd, processes
 
 
 def _image_shards(num_classes: int, example_shape=(6, 6, 1)) -> shards.FederatedShards:
@@ -101,7 +96,7 @@ def test_dp_and_attacked_rounds_end_with_the_weights_of_shipped_pairs(kind):
     config.privacy.level = 'patient'
     config.privacy.noise_multiplier = 0.8
     config.data.batch_size, config.data.local_steps = plan.batch_size, plan.local_steps
-    privacy_plan = privacy.plan(config, sizes, lambda r: hospitals)
+    privacy_plan = budget.plan(config, sizes, lambda r: hospitals)
     noise = privacy_plan.noise_multipliers
 
     def shipped_inputs(r, hs):
@@ -120,7 +115,7 @@ def test_dp_and_attacked_rounds_end_with_the_weights_of_shipped_pairs(kind):
 
   with runtime.local_runtime(), resident.resident_shards(task.data) as kept:
     if privacy_plan:
-      shipped_process = private_algorithms.build_private_learning_process(
+      shipped_process = processes.build_private_learning_process(
         task.model_fn(), config, 3, privacy_plan, metrics.loss_fn(2, reduction='none')
       )
     else:
@@ -129,7 +124,7 @@ def test_dp_and_attacked_rounds_end_with_the_weights_of_shipped_pairs(kind):
       )
     shipped = _weights_after_rounds(shipped_process, shipped_inputs, hospitals)
     read_in_worker = _weights_after_rounds(
-      *experiment.process_and_inputs(config, task, plan, attack, privacy_plan, kept), hospitals
+      *simulated.process_and_inputs(config, task, plan, attack, privacy_plan, kept), hospitals
     )
   for a, b in zip(shipped, read_in_worker, strict=True):
     np.testing.assert_array_equal(a, b)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import tensorflow_federated as tff
 
-from tff_med import robust_aggregators, runtime
+from tff_med import runtime
 from tff_med.errors import ConfigError
+from tff_med.learning import robust_aggregators
 
 VALUE_TYPE = tff.StructWithPythonType(
   [tff.TensorType(np.float32), tff.TensorType(np.float32, [2])], list

@@ -1,6 +1,7 @@
 """The robustness study end to end at a tiny size."""
 
 import csv
+import json
 import os
 
 import pytest
@@ -25,6 +26,8 @@ def test_smoke_study_writes_table_plot_and_one_row_per_run(tmp_path):
   table = (tmp_path / 'out' / 'robustness.md').read_text()
   assert '| heart_4_hospitals | median |' in table
   assert os.path.getsize(tmp_path / 'out' / 'robustness.png') > 0
+  manifest = json.load(open(tmp_path / 'out' / 'manifest.json'))  # As every study writes.
+  assert len(manifest['shards']) == 8 and manifest['seeds'] == [0]
 
 
 def test_synthetic_split_deals_every_patient_to_some_hospital(tmp_path):

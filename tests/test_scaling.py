@@ -5,9 +5,9 @@ import pytest
 
 from tests.shard_fixtures import write_shards
 from tff_med import runtime
+from tff_med.clients.federated_stats import federated_moments
 from tff_med.data import scaling
 from tff_med.data.shards import FederatedShards, HospitalShard, load_csv_shards
-from tff_med.federated_stats import federated_moments
 
 
 @pytest.fixture

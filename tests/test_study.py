@@ -120,7 +120,7 @@ def test_invalid_shards_stop_the_study_before_training(tmp_path):
 def test_one_class_training_shard_still_gives_a_model_and_a_note():
   import numpy as np
 
-  from tff_med import metrics, models
+  from tff_med.learning import metrics, models
   from tff_med.study import centralized
 
   x = np.random.RandomState(0).rand(8, 3).astype(np.float32)

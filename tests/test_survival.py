@@ -13,13 +13,14 @@ from lifelines.utils import concordance_index
 from configs import tcga_brca as tcga_config
 from configs import tcga_brca_compare as tcga_compare_config
 from tests.shard_fixtures import write_shards
-from tff_med import experiment, export, runtime
+from tff_med import experiment, runtime
 from tff_med.data import tcga_brca
 from tff_med.data.shards import load_csv_shards
 from tff_med.errors import ConfigError, ShardError
+from tff_med.run import export
 from tff_med.study import compare
 from tff_med.survival import evaluation, kaplan_meier, km_report
-from tff_med.survival.cox import CoxPartialLikelihood
+from tff_med.learning.cox import CoxPartialLikelihood
 
 SURVIVAL_HEADER = 'age,stage,event,days'
 SURVIVAL_TABLES = {

@@ -1,1 +1,1 @@
-"""Per-hospital shards: reading, validation, scaling and TFF client data."""
+"""Per-hospital shards as NumPy arrays and files: reading, validation, splitting, scaling."""

@@ -11,14 +11,9 @@ import zipfile
 
 import numpy as np
 
-from tff_med.data.shards import (
-  FederatedShards,
-  HospitalShard,
-  discover_hospitals,
-  shard_file,
-  warn_if_one_hospital,
-)
 from tff_med.data import targets
+from tff_med.data.layout import discover_hospitals, shard_file, warn_if_one_hospital
+from tff_med.data.shards import FederatedShards, HospitalShard
 from tff_med.errors import ShardError
 
 _MEDMNIST_KEYS = {'train': ('train_images', 'train_labels'), 'test': ('test_images', 'test_labels')}

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import os
 from collections.abc import Sequence
 
 import numpy as np
 from absl import logging
 
-from tff_med.data import csv_reader, targets
+from tff_med.data import csv_reader, layout, missing_values, targets
 from tff_med.errors import ConfigError, ShardError
 
 SPLITS = ('train', 'test')
-MISSING_POLICIES = ('error', 'drop_rows', 'impute_mean')
+MISSING_POLICIES = missing_values.POLICIES
 
 
 @dataclasses.dataclass
@@ -66,62 +65,6 @@ class FederatedShards:
       if shard.hospital == hospital:
         return shard
     raise KeyError(f'no hospital {hospital!r}; hospitals are {self.hospitals}')
-
-
-def discover_hospitals(root: str) -> list[str]:
-  """Returns the sorted hospital ids (sub-directories) under `root`.
-
-  Raises:
-    ShardError: `root` is missing, holds no hospital directory, or a hospital
-      directory is a link to a place outside `root`.
-  """
-  if not root or not os.path.isdir(root):
-    raise ShardError(f'shard root {root!r} does not exist or is not a directory')
-  hospitals = sorted(
-    d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith('.')
-  )
-  if not hospitals:
-    raise ShardError(
-      f'shard root {root!r} is empty: expected one directory per hospital, '
-      'each with train.csv and test.csv'
-    )
-  for hospital in hospitals:
-    _check_inside_root(root, os.path.join(root, hospital), hospital)
-  return hospitals
-
-
-def warn_if_one_hospital(hospitals: list[str], root: str) -> None:
-  """A study over a single hospital is local training: say so (a hospital's worker may serve one)."""
-  if len(hospitals) == 1:
-    logging.warning(
-      'Only one hospital (%s) under %s: this run is local training, not a federation.',
-      hospitals[0],
-      root,
-    )
-
-
-def shard_file(root: str, hospital: str, name: str) -> str:
-  """The path of a hospital's shard file, refused if it links outside `root`.
-
-  The manifest records the paths read; a link leading elsewhere would make it
-  name a file that was not the one read.
-
-  Raises:
-    ShardError: The file (or its directory) resolves to a place outside `root`.
-  """
-  path = os.path.join(root, hospital, name)
-  _check_inside_root(root, path, hospital)
-  return path
-
-
-def _check_inside_root(root: str, path: str, hospital: str) -> None:
-  real_root, real = os.path.realpath(root), os.path.realpath(path)
-  if os.path.commonpath([real_root, real]) != real_root:
-    raise ShardError(
-      f'is a link to {real}, outside the shard root {real_root}; copy the data into the root',
-      hospital=hospital,
-      file=path,
-    )
 
 
 def load_csv_shards(
@@ -173,7 +116,7 @@ def load_csv_shards(
         file=first.path,
       )
   names = _feature_names(tables, target.columns, features)
-  warn_if_one_hospital(list(tables), root)
+  layout.warn_if_one_hospital(list(tables), root)
   shards = [_build_shard(h, t, names, target, missing) for h, t in tables.items()]
   return FederatedShards(shards, names, target.columns[-1], target.num_classes, time)
 
@@ -181,8 +124,8 @@ def load_csv_shards(
 def _read_tables(root: str) -> dict[str, dict[str, csv_reader.CsvTable]]:
   """hospital -> split -> its CSV table, with the columns checked to agree."""
   tables = {
-    h: {s: csv_reader.read_table(shard_file(root, h, f'{s}.csv'), h) for s in SPLITS}
-    for h in discover_hospitals(root)
+    h: {s: csv_reader.read_table(layout.shard_file(root, h, f'{s}.csv'), h) for s in SPLITS}
+    for h in layout.discover_hospitals(root)
   }
   check_same_columns([(h, t.path, t.columns) for h in tables for t in tables[h].values()])
   return tables
@@ -192,8 +135,9 @@ def check_csv_shards(root: str) -> list[str]:
   """Checks every hospital's CSV shards before any study names its label; returns the hospitals.
 
   What a hospital's worker runs at start: the files, their shape and columns,
-  and every numeric cell (complete and finite). The label and its classes are
-  the coordinator's choice and are checked when it asks (`remote_data`).
+  and every numeric cell (a finite number, or missing). The label, its classes
+  and the missing-value policy are the study's choice, in the plan the hospital
+  approves, and are checked when the coordinator asks (`deployment.shard_format`).
 
   Raises:
     ShardError: As `load_csv_shards`, naming the hospital, file, column and row.
@@ -202,15 +146,7 @@ def check_csv_shards(root: str) -> list[str]:
   for column in _feature_names(tables, target_columns=(), features=None):
     for hospital, splits in tables.items():
       for table in splits.values():
-        values = csv_reader.numeric_column(table, column, hospital)
-        if np.isnan(values).any():
-          raise ShardError(
-            'value is missing (a hospital worker serves complete shards)',
-            hospital=hospital,
-            file=table.path,
-            column=column,
-            row=int(np.argmax(np.isnan(values))) + 1,
-          )
+        csv_reader.numeric_column(table, column, hospital)  # Missing cells are the study's call.
   for hospital, splits in tables.items():
     if not splits['train'].num_rows:
       raise ShardError('training shard has no rows', hospital=hospital, file=splits['train'].path)
@@ -289,14 +225,14 @@ def _build_shard(hospital, tables, names, target, missing) -> HospitalShard:
     y = targets.read(target, table, hospital)
     if split == 'train':
       missing_rate = np.isnan(x).mean(axis=0) if len(x) else np.zeros(len(names))
-    x, y, note = _apply_missing_policy(x, y, table, names, target.columns, hospital, missing)
+    x, y, note = missing_values.apply_policy(x, y, table, names, target.columns, hospital, missing)
     if note:
       notes.append(note)
     if split == 'train' and not len(y):
       raise ShardError('training shard has no rows', hospital=hospital, file=table.path)
     arrays[split] = (x, target.check(y, table.path, hospital, split))
   if missing == 'impute_mean':
-    arrays, note = _impute_with_train_mean(arrays, names)
+    arrays, note = missing_values.impute_with_train_mean(arrays)
     if note:
       notes.append(f'{note} at {hospital}')
   for note in notes:
@@ -312,47 +248,3 @@ def _build_shard(hospital, tables, names, target, missing) -> HospitalShard:
     notes=notes,
     missing_rate=missing_rate,
   )
-
-
-def _apply_missing_policy(x, y, table, names, target_columns, hospital, missing):
-  feature_gaps = np.isnan(x)
-  label_gaps = np.isnan(y).any(axis=1)
-  if not feature_gaps.any() and not label_gaps.any():
-    return x, y, None
-  if missing == 'drop_rows':
-    keep = ~(feature_gaps.any(axis=1) | label_gaps)
-    note = f'drop_rows: dropped {int((~keep).sum())} of {len(y)} rows of {table.path} with missing values'
-    return x[keep], y[keep], note
-  if missing == 'error' or label_gaps.any():
-    if label_gaps.any():
-      row = int(np.argmax(label_gaps))
-      column = target_columns[int(np.argmax(np.isnan(y[row])))]
-    else:
-      row, col = np.argwhere(feature_gaps)[0]
-      column = names[col]
-    hint = (
-      "set data.missing='drop_rows' or 'impute_mean'"
-      if missing == 'error'
-      else 'a missing target cannot be imputed'
-    )
-    raise ShardError(
-      f'value is missing ({hint})',
-      hospital=hospital,
-      file=table.path,
-      column=column,
-      row=int(row) + 1,
-    )
-  return x, y, None  # impute_mean fills in later, with the train means.
-
-
-def _impute_with_train_mean(arrays, names):
-  x_train = arrays['train'][0]
-  means = np.nanmean(np.where(np.isnan(x_train).all(axis=0), 0.0, x_train), axis=0)
-  touched = 0
-  for split in SPLITS:
-    x, y = arrays[split]
-    gaps = np.isnan(x)
-    touched += int(gaps.any(axis=1).sum())
-    arrays[split] = (np.where(gaps, means, x), y)
-  note = f'impute_mean: filled missing values in {touched} rows' if touched else None
-  return arrays, note

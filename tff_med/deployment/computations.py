@@ -17,11 +17,17 @@ import dataclasses
 import tensorflow_federated as tff
 from tensorflow_federated.python.core.impl.executors import value_serialization
 
-from tff_med import algorithms, experiment, federated_stats
-from tff_med.data import heart_disease
-from tff_med.deployment import remote_data, schema
+from tff_med.clients import compose, federated_stats
+from tff_med.data import heart_disease, shards
+from tff_med.deployment import schema
+from tff_med.deployment.shard_format import ShardFormat
 from tff_med.deployment.addresses import parse_workers
-from tff_med.errors import ConfigError
+from tff_med.errors import ConfigError, unknown_name_error
+from tff_med.learning import attacks
+from tff_med.learning import task as task_lib
+from tff_med.learning import process as process_lib
+from tff_med.learning.privacy import budget, processes
+from tff_med.run import settings
 
 PARTS = ('up_to_merge', 'merge', 'after_merge')
 
@@ -41,14 +47,22 @@ def validate_deployment(config) -> dict[str, str]:
   for name in ('ready_timeout', 'call_timeout'):
     if not d[name] > 0:
       raise ConfigError(f'deployment.{name} must be > 0 seconds, got {d[name]}')
+  if config.data.missing not in shards.MISSING_POLICIES:
+    raise unknown_name_error('data.missing policy', config.data.missing, shards.MISSING_POLICIES)
   simulation_only = {
     'data.source=npz': config.data.source == 'npz',
-    f'data.missing={config.data.missing!r} (workers validate with missing=error)': (
-      config.data.missing != 'error'
+    "a survival study (data.event, data.time: the union's C-index compares patients across "
+    'hospitals)': bool(task_lib.survival_columns(config.data)),
+    f'runtime.engine={config.runtime.engine!r} (the fused engine runs in this process)': (
+      config.runtime.engine != 'tff'
     ),
-    f'privacy.level={config.privacy.level!r}': config.privacy.level != 'none',
-    f'attack.kind={config.attack.kind!r}': config.attack.kind != 'none',
-    f'runtime.engine={config.runtime.engine!r}': config.runtime.engine != 'tff',
+    "privacy.level='hospital' (its noise is added to the sum, not to any update a hospital "
+    "sends; use privacy.level='patient', applied in each hospital's worker)": (
+      config.privacy.level == 'hospital'
+    ),
+    "attack.kind='label_flip' with privacy.level='patient'": (
+      config.attack.kind == 'label_flip' and config.privacy.level == 'patient'
+    ),
   }
   refused = [name for name, on in simulation_only.items() if on]
   if refused:
@@ -62,10 +76,16 @@ def plan_features(config) -> tuple[str, ...]:
   Raises:
     ConfigError: `data.features` is empty and the source's columns are not known.
   """
+  if config.data.label in config.data.features:
+    raise ConfigError(
+      f'data.features lists the label column {config.data.label!r}: the model would be trained '
+      'on its answer'
+    )
   if config.data.features:
     return tuple(config.data.features)
-  if config.data.source == 'heart_disease':
-    return heart_disease.FEATURES
+  if config.data.source == 'heart_disease':  # Every column but the label, as in simulation.
+    columns = (*heart_disease.FEATURES, heart_disease.LABEL)  # The shards' column order.
+    return tuple(c for c in columns if c != config.data.label)
   raise ConfigError(
     'data.features is empty: a deployment plan names the columns it reads; set data.features '
     "to the consortium's feature columns"
@@ -74,15 +94,23 @@ def plan_features(config) -> tuple[str, ...]:
 
 @dataclasses.dataclass
 class RunComputations:
-  """The computations of one remote run, and the model they train."""
+  """The computations of one remote run, and the model they train.
+
+  `params` is the `learning.process.ClientParams` the training process's
+  clients take beside their data (patient-level DP, update attacks), or None;
+  `flips_labels` says the training loader takes a label-flip flag beside each
+  hospital's client input (the label-flip attack).
+  """
 
   features: tuple[str, ...]
-  shard_format: remote_data.ShardFormat
+  shard_format: ShardFormat
   describe: tff.Computation
   moments: tff.Computation
   process: tff.learning.templates.LearningProcess
   evaluation: tff.learning.templates.LearningProcess
   keras_model: object  # () -> a fresh Keras model
+  params: object = None
+  flips_labels: bool = False
 
   def invoked(self) -> dict[str, tff.Computation]:
     """{name: computation} for every computation the hospitals run."""
@@ -96,19 +124,49 @@ class RunComputations:
     }
 
 
-def build(config, features: tuple[str, ...], num_hospitals: int) -> RunComputations:
-  """Builds the run's computations for shards with these feature columns."""
+def privacy_structure(config, num_hospitals: int):
+  """The privacy plan as far as the computations depend on it (no shard sizes needed).
+
+  Patient-level noise multipliers depend on each hospital's row count; they
+  travel as data beside the client input, so the computations (and the plan a
+  hospital approves) are the same for every noise.
+  """
+  p = config.privacy
+  if p.level == 'none':
+    return None
+  if p.level == 'hospital':
+    return budget.hospital_plan(config, num_hospitals)
+  return budget.PrivacyPlan('patient', p.delta, p.accountant, {}, {}, {}, {}, p.l2_norm_clip)
+
+
+def build(config, features: tuple[str, ...], hospitals: list[str], privacy_plan=None):
+  """Builds the run's `RunComputations` for shards with these feature columns.
+
+  `privacy_plan` defaults to `privacy_structure` (what a plan is exported with).
+  """
   d = config.data
-  shard_format = remote_data.ShardFormat(tuple(features), d.label, d.num_classes)
+  attack = attacks.from_config(config.attack, hospitals)
+  flips = attack is not None and attack.kind == 'label_flip'
+  shard_format = ShardFormat(tuple(features), d.label, d.num_classes, d.missing)
   model = config.model.to_dict()
 
   def model_fn():
     return schema.model_fn(model, len(features), d.num_classes, config.seed)()
 
-  process = tff.simulation.compose_dataset_computation_with_learning_process(
-    shard_format.train_computation(experiment.local_training(d)),
-    algorithms.build_learning_process(model_fn, config.algorithm, num_hospitals),
+  if privacy_plan is None:
+    privacy_plan = privacy_structure(config, len(hospitals))
+  processes.check_compatible(config, privacy_plan)
+  process, params = process_lib.build(
+    config, model_fn, hospitals, d.num_classes, privacy_plan, attack
   )
+  plan = settings.local_training(d)
+  if params is None:
+    process = tff.simulation.compose_dataset_computation_with_learning_process(
+      shard_format.train_computation(plan, flip=flips), process
+    )
+  else:
+    loader = shard_format.paired_train_computation(plan, params.type.element, params.dataset_fn)
+    process = compose.compose_with_learning_process(loader, process)
   evaluation = tff.simulation.compose_dataset_computation_with_learning_process(
     shard_format.test_computation(d.eval_batch_size),
     tff.learning.algorithms.build_fed_eval(
@@ -122,11 +180,13 @@ def build(config, features: tuple[str, ...], num_hospitals: int) -> RunComputati
   return RunComputations(
     tuple(features),
     shard_format,
-    remote_data.describe_computation(d.label, d.num_classes),
+    shard_format.describe_computation(),
     moments,
     process,
     evaluation,
     lambda: schema.keras_model(model, len(features), d.num_classes, config.seed),
+    params,
+    flips,
   )
 
 

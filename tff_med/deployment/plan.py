@@ -76,7 +76,7 @@ def build_content(config) -> tuple[dict, dict]:
   """
   workers = computations.validate_deployment(config)
   features = computations.plan_features(config)
-  comps = computations.build(config, features, len(workers))
+  comps = computations.build(config, features, list(workers))
   listed, protos = [], {}
   for name, comp in comps.invoked().items():
     for part, proto, result in computations.worker_parts(comp):

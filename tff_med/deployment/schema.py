@@ -1,10 +1,11 @@
 """What the coordinator learns from the hospitals instead of their data: the shard schema.
 
-Each hospital's worker reports, per split, the CSV header, the row count, a
-histogram of the plan's label (small counts suppressed) and the first row whose
-label is not one of the plan's classes (`remote_data.describe_computation`: the
-label is built into the computation the hospital approved, and checked there). The coordinator refuses to start if the
-hospitals' columns disagree, if a label is bad, or if a worker lacks a
+Each hospital's worker reports, per split, the CSV header, the rows the
+missing-value policy keeps, a histogram of the plan's label (small counts
+suppressed), the first row the policy cannot use and the rows with gaps
+(`shard_format`: label, features and policy are built into the computation the
+hospital approved, and checked there). The coordinator refuses to start if the
+hospitals' columns disagree, if a value is bad, or if a worker lacks a
 hospital's shard, naming the hospital, the file, the column and the row.
 """
 
@@ -14,13 +15,14 @@ import dataclasses
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from tff_med import models
-from tff_med import task as task_lib
+from tff_med.data import shards
 from tff_med.deployment import remote_data
 from tff_med.deployment.federation import DeploymentError, RemoteFederation
-from tff_med.data import shards
 from tff_med.errors import ConfigError, ShardError
+from tff_med.learning import models
+from tff_med.learning import task as task_lib
 
 SPLITS = ('train', 'test')
 
@@ -45,7 +47,7 @@ def _describe(federation: RemoteFederation, hospital: str, split: str, describe)
   path = f'{hospital}/{split}.csv'
   try:
     with federation.route([hospital]):
-      header, rows, histogram, bad_row = describe(remote_data.client_input(hospital, split))
+      header, *counts = describe(remote_data.client_input(hospital, split))
   except DeploymentError:
     raise
   except Exception as e:  # The worker's error arrives as a gRPC error with its message.
@@ -58,57 +60,92 @@ def _describe(federation: RemoteFederation, hospital: str, split: str, describe)
     raise DeploymentError(
       f'hospital {hospital}: reading {path} on its worker failed: {detail[:500]}'
     ) from e
-  return header.decode(), int(rows), np.asarray(histogram), int(bad_row)
+  rows, histogram, bad_row, bad_column, with_gaps = counts
+  return (
+    header.decode(),
+    int(rows),
+    np.asarray(histogram),
+    int(bad_row),
+    int(bad_column),
+    int(with_gaps),
+  )
 
 
-def fetch_schema(federation: RemoteFederation, data_config, describe) -> RemoteSchema:
+def _features(columns, expected) -> tuple[str, ...]:
+  """The plan's feature columns, checked against the shards' header."""
+  missing = [f for f in expected if f not in columns]
+  if missing:
+    raise ConfigError(f'data.features {missing} are not columns of the shards: {list(columns)}')
+  return tuple(expected)
+
+
+def _bad_row_error(data_config, names, hospital, path, bad_row, bad_column, columns):
+  label, num_classes = data_config.label, data_config.num_classes
+  if bad_row < 0:
+    return ShardError(
+      f'label column {label!r} not found; columns are {list(columns)}', hospital=hospital, file=path
+    )
+  if names[bad_column] != label:
+    what = "value is missing (set data.missing='drop_rows' or 'impute_mean')"
+  elif data_config.missing == 'impute_mean':
+    what = 'label is missing (a missing target cannot be imputed) or not one of the classes'
+  else:
+    what = 'label is missing or not one of the classes'
+  if names[bad_column] == label:
+    what += f' {list(range(num_classes))} (data.num_classes={num_classes})'
+  return ShardError(what, hospital=hospital, file=path, column=names[bad_column], row=bad_row)
+
+
+def fetch_schema(federation: RemoteFederation, data_config, describe, features) -> RemoteSchema:
   """Asks every hospital's worker for its shards' schema and checks that they agree.
 
-  `describe` is `remote_data.describe_computation` for the config's label.
+  `describe` is the run's `shard_format.ShardFormat.describe_computation()`,
+  built for `features` (the plan's), the label, its classes and the
+  missing-value policy. A policy that drops or imputes rows is logged per file
+  with the counts the hospital reports, as the simulation logs them.
 
   Raises:
     DeploymentError: A worker lacks a hospital's shard or cannot read it.
     ShardError: A hospital's columns differ from the others', it lacks the
-      label column, or a label is not one of 0..num_classes-1 (with its row).
+      label column, a value the policy cannot use is missing, or a label is not
+      one of 0..num_classes-1 (with its row).
     ConfigError: `data.features` names a column the shards lack, or the label.
   """
-  label, num_classes = data_config.label, data_config.num_classes
   described, bad_rows, rows, counts = [], [], {}, {}
   for hospital in federation.hospitals:
     rows[hospital], counts[hospital] = {}, {}
     for split in SPLITS:
-      header, n, histogram, bad_row = _describe(federation, hospital, split, describe)
+      header, n, histogram, bad_row, bad_column, with_gaps = _describe(
+        federation, hospital, split, describe
+      )
       path = f'{hospital}/{split}.csv'
       described.append((hospital, path, tuple(c.strip() for c in header.split(','))))
-      bad_rows.append((hospital, path, bad_row))
+      bad_rows.append((hospital, path, bad_row, bad_column))
       rows[hospital][split], counts[hospital][split] = n, histogram
+      _log_policy(data_config.missing, hospital, path, n, with_gaps)
   shards.check_same_columns(described)
-  for (hospital, path, bad_row), (_, _, columns) in zip(bad_rows, described, strict=True):
-    if bad_row < 0:
-      raise ShardError(
-        f'label column {label!r} not found; columns are {list(columns)}',
-        hospital=hospital,
-        file=path,
-      )
-    if bad_row > 0:
-      raise ShardError(
-        f'label is missing or not one of the classes {list(range(num_classes))} '
-        f'(data.num_classes={num_classes})',
-        hospital=hospital,
-        file=path,
-        column=label,
-        row=bad_row,
-      )
   columns = described[0][2]
-  features = tuple(data_config.features) or tuple(c for c in columns if c != label)
-  if label in data_config.features:
-    raise ConfigError(
-      f'data.features lists the label column {label!r}: the model would be trained on its answer'
+  features = _features(columns, features)
+  names = (*features, data_config.label)
+  for (hospital, path, bad_row, bad_column), (_, _, cols) in zip(bad_rows, described, strict=True):
+    if bad_row:
+      raise _bad_row_error(data_config, names, hospital, path, bad_row, bad_column, cols)
+  return RemoteSchema(columns, features, data_config.label, data_config.num_classes, rows, counts)
+
+
+def _log_policy(missing: str, hospital: str, path: str, kept: int, with_gaps: int) -> None:
+  if not with_gaps or missing == 'error':
+    return
+  if missing == 'drop_rows':
+    logging.warning(
+      'drop_rows: dropped %d of %d rows of %s with missing values (at %s)',
+      with_gaps,
+      kept + with_gaps,
+      path,
+      hospital,
     )
-  missing = [f for f in features if f not in columns]
-  if missing:
-    raise ConfigError(f'data.features {missing} are not columns of the shards: {list(columns)}')
-  return RemoteSchema(columns, features, label, num_classes, rows, counts)
+  else:
+    logging.warning('impute_mean: filled missing values in %d rows of %s', with_gaps, path)
 
 
 @dataclasses.dataclass

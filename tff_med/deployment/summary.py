@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tff_med.deployment import fingerprint, remote_data
+from tff_med.deployment import fingerprint, shard_format
 
 
 def _model(model) -> dict:
@@ -22,6 +22,51 @@ def _model(model) -> dict:
   }
 
 
+MISSING = {
+  'error': 'refused: a row with a missing value stops the study, naming the row',
+  'drop_rows': 'rows with a missing value are left out, at the hospital',
+  'impute_mean': (
+    "missing features are filled with this hospital's training mean, at the hospital; "
+    'a row with a missing label stops the study'
+  ),
+}
+
+
+def _privacy(config) -> dict:
+  p = config.privacy
+  if p.level == 'patient':
+    return {
+      'level': "patient (DP-SGD in this hospital's worker)",
+      'clipping': f"each patient's gradient clipped to L2 norm {p.l2_norm_clip} at every step",
+      'noise': (
+        'Gaussian, with the noise multiplier the coordinator sends with each round (from the '
+        "target epsilon and this hospital's row count); the update leaves already noised"
+      ),
+    }
+  if p.level == 'hospital':
+    return {
+      'level': 'hospital (TFF dp_aggregator)',
+      'epsilon': (
+        'noise is added to the sum of the updates: it protects the released model, not an '
+        'update from the coordinator'
+      ),
+    }
+  return {
+    'level': 'none',
+    'epsilon': 'none spent: no differential privacy; each update reaches the coordinator',
+  }
+
+
+def _attack(config) -> str:
+  a = config.attack
+  if a.kind == 'none':
+    return 'none'
+  return (
+    f'robustness study: {", ".join(a.hospitals)} will be asked to corrupt their '
+    f'{"training labels" if a.kind == "label_flip" else "update"} ({a.kind})'
+  )
+
+
 def summarize(config, hospitals: list[str], features, model) -> dict:
   """The plan's settings and what leaves each hospital, as nested plain values."""
   a, d = config.algorithm, config.data
@@ -35,6 +80,7 @@ def summarize(config, hospitals: list[str], features, model) -> dict:
       'features': list(features),
       'label': d.label,
       'classes': classes,
+      'missing_values': MISSING[d.missing],
     },
     'model': {'name': config.model.name, **update},
     'algorithm': {
@@ -59,15 +105,14 @@ def summarize(config, hospitals: list[str], features, model) -> dict:
       'local_epochs': d.local_epochs,
       'scaling': d.scaling,
     },
-    'privacy': {
-      'level': config.privacy.level,
-      'epsilon': 'none spent: no differential privacy; each update reaches the coordinator',
-    },
+    'privacy': _privacy(config),
+    'attack': _attack(config),
     'leaves_the_hospital': {
       'schema': (
-        f'per shard: the header line, the row count, and the histogram of {d.label!r} '
+        f'per shard: the header line, the rows kept and the rows with a missing value, the '
+        f'first row the missing-value policy cannot use (its number), and the histogram of {d.label!r} '
         f'over classes {classes} '
-        f'(counts 1 to {remote_data.MIN_COUNT - 1} shown as "fewer than {remote_data.MIN_COUNT}")'
+        f'(counts 1 to {shard_format.MIN_COUNT - 1} shown as "fewer than {shard_format.MIN_COUNT}")'
       ),
       'moments': (
         f'the count, sum and sum of squares of each of the {len(features)} features '

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tff_med.data.client_data import shuffle_seed
+from tff_med.clients.client_data import shuffle_seed
 
 KERAS_OPTIMIZERS = {
   'sgd': lambda lr, momentum: tf.keras.optimizers.SGD(lr, momentum=momentum or 0.0),

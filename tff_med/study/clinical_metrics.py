@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from tff_med.survival import evaluation as survival
+
 THRESHOLD = 0.5
 ECE_BINS = 10
 BOOTSTRAP_SAMPLES = 1000
@@ -151,4 +153,25 @@ def evaluate(
     undefined_reasons(y),
     len(y),
     float(y.mean()) if len(y) else math.nan,
+  )
+
+
+def evaluate_survival(y: np.ndarray, risk: np.ndarray, *, seed: int, samples: int, base=None):
+  """The study's metrics of one model on one test set: C-index with a bootstrap 95% CI.
+
+  With `base` (`survival.evaluation.baseline_survival` at `HORIZONS` from the training rows), also
+  the calibration view (`survival.evaluation.calibration`).
+
+  Returns an `Evaluation` (its `prevalence` is the share of
+  observed events), so the comparison study reports survival as it reports classes.
+  """
+  risk = np.asarray(risk, np.float64).ravel()
+  reason = survival.undefined_reason(y)
+  calibrated = survival.calibration(y, risk, base, survival.HORIZONS) if base is not None else {}
+  return Evaluation(
+    {'cindex': survival.cindex(y, risk), **calibrated},
+    {'cindex': survival.bootstrap_ci(y, risk, seed=seed, samples=samples)},
+    {'cindex': reason} if reason else {},
+    len(y),
+    float(y[:, 1].mean()) if len(y) else math.nan,
   )

@@ -16,21 +16,15 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tff_med import (
-  algorithms,
-  experiment,
-  export,
-  manifest,
-  metrics,
-  outputs,
-  run_results,
-  runtime,
-)
-from tff_med import task as task_lib
+from tff_med.run import settings
+from tff_med import experiment, runtime
 from tff_med.errors import ConfigError, unknown_name_error
+from tff_med.learning import algorithms, metrics
+from tff_med.learning import task as task_lib
+from tff_med.run import export, outputs, results
 from tff_med.study import centralized, clinical_metrics, heterogeneity, report
 from tff_med.survival import evaluation as survival_evaluation
-from tff_med.survival import study_report
+from tff_med.study import survival_report
 
 LOCAL, POOLED, FINETUNE = 'local', 'pooled', '+finetune'
 ALL = 'all'
@@ -69,7 +63,7 @@ def validate(config) -> None:
     resolved = config.algorithm.copy_and_resolve_references()
     resolved.update(dict(fields))
     algorithms.validate(resolved)
-  experiment.validate_training(config)
+  settings.validate_training(config)
 
 
 @dataclasses.dataclass
@@ -103,19 +97,20 @@ def _evaluate_fn(data, model):
   if not data.survival:
     return clinical_metrics.evaluate
   if model is None:
-    return survival_evaluation.evaluate
+    return clinical_metrics.evaluate_survival
   x = np.concatenate([s.x_train for s in data.shards])
   y = np.concatenate([s.y_train for s in data.shards])
   base = survival_evaluation.baseline_survival(
     y, centralized.predict_risk(model, x).astype(np.float64), survival_evaluation.HORIZONS
   )
-  return functools.partial(survival_evaluation.evaluate, base=base)
+  return functools.partial(clinical_metrics.evaluate_survival, base=base)
 
 
 def _rows(method, trained_at, seed, evaluations, note='', tensorboard_dir=None):
   if tensorboard_dir:  # Federated runs have their own per-round TensorBoard run.
     report.write_tensorboard(
-      os.path.join(tensorboard_dir, 'runs', method, f'seed_{seed}', 'tensorboard'), evaluations
+      os.path.join(tensorboard_dir, outputs.RUNS_DIR, method, f'seed_{seed}', 'tensorboard'),
+      evaluations,
     )
   return [
     report.result_row(method, trained_at, seed, test_set, e, note)
@@ -185,7 +180,7 @@ def _run_seed(config, raw, seed, workdir, print_fn):
       base = method.removesuffix(FINETUNE)
       if base not in federated:
         federated[base], curves[base] = _federated(
-          config, base, seed, workdir, print_fn, run_results.task_kind(task.data)
+          config, base, seed, workdir, print_fn, results.task_kind(task.data)
         )
       if method == base:
         rows += _rows(
@@ -211,11 +206,11 @@ def _federated(config, algorithm, seed, workdir, print_fn, kind):
   # FLamby tunes learning rates per strategy; a study may too (the config says which).
   run_config.algorithm.update(dict(config.study.get('algorithm_overrides', {}).get(algorithm, {})))
   run_config.seed = seed
-  run_dir = os.path.join(workdir, 'runs', algorithm, f'seed_{seed}')
+  run_dir = os.path.join(workdir, outputs.RUNS_DIR, algorithm, f'seed_{seed}')
   print_fn(f'seed {seed}: {algorithm} ...')
   experiment.train(run_config, run_dir, print_fn=lambda _: None)
   model, _ = export.load_exported(run_dir)
-  key = outputs.eval_key(ALL, run_results.HEADLINE[kind][0])  # What its progress line showed.
+  key = outputs.eval_key(ALL, results.HEADLINE[kind][0])  # What its progress line showed.
   return model, report.read_curve(os.path.join(run_dir, outputs.METRICS_CSV), key)
 
 
@@ -249,12 +244,7 @@ def run_study(config, workdir: str, *, print_fn=print) -> StudyResult:
     raw = task_lib.load_shards(config.data)
     summaries = heterogeneity.hospital_summaries(raw)
   seeds = list(range(config.study.seeds))
-  manifest.write_manifest(
-    workdir,
-    config=config.to_dict(),
-    seeds=seeds,
-    shard_files=[f for s in raw.shards for f in s.files],
-  )
+  report.write_study_manifest(workdir, config, seeds, [f for s in raw.shards for f in s.files])
   report.write_heterogeneity(workdir, summaries, raw.feature_names)
   rows, curves, first_predictions = [], {}, None
   for seed in seeds:
@@ -265,7 +255,7 @@ def run_study(config, workdir: str, *, print_fn=print) -> StudyResult:
       curves.setdefault(method, []).append(curve)
     print_fn(f'seed {seed} done: {len(seed_rows)} result rows')
   if raw.survival:
-    summary = study_report.write_report(workdir, rows, curves, raw.hospitals)
+    summary = survival_report.write_report(workdir, rows, curves, raw.hospitals)
   else:
     summary = report.write_report(workdir, rows, curves, raw.hospitals, first_predictions)
   print_fn(summary)

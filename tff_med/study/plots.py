@@ -11,6 +11,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save(fig, path: str) -> None:
+  """Lays out `fig`, writes it as a PNG and frees it."""
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
 def heatmap(matrix: dict, metric: str, path: str) -> None:
   """Cross-site matrix: rows = where the model was trained, columns = where tested."""
   rows = list(matrix)
@@ -28,9 +35,7 @@ def heatmap(matrix: dict, metric: str, path: str) -> None:
   ax.set_ylabel('trained by')
   ax.set_title(f'Cross-site {metric} (mean over seeds)')
   fig.colorbar(image, ax=ax)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path)
 
 
 def bars(stats: dict, hospitals: list[str], path: str, metric: str = 'accuracy') -> None:
@@ -47,9 +52,7 @@ def bars(stats: dict, hospitals: list[str], path: str, metric: str = 'accuracy')
   ax.set_ylim(0, 1)
   ax.legend(fontsize=7, ncol=4, loc='upper center', bbox_to_anchor=(0.5, -0.08))
   ax.set_title(f'Test {metric} per hospital (95% CI over seeds)')
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path)
 
 
 def learning_curves(curves: dict, path: str, metric: str = 'AUC-ROC') -> None:
@@ -63,9 +66,7 @@ def learning_curves(curves: dict, path: str, metric: str = 'AUC-ROC') -> None:
   ax.set_ylabel(f'{metric}, union of test sets')
   ax.legend(fontsize=8)
   ax.set_title('Federated learning curves (mean over seeds)')
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path)
 
 
 def roc_by_hospital(predictions: dict, method: str, path: str) -> None:
@@ -84,6 +85,4 @@ def roc_by_hospital(predictions: dict, method: str, path: str) -> None:
   ax.set_ylabel('sensitivity')
   ax.set_title(f'ROC per hospital, {method} (seed 0)')
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  save(fig, path)

@@ -10,18 +10,21 @@ accountants) and privacy_utility.png.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 
 import matplotlib
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from tff_med import evaluation, experiment  # noqa: E402
-from tff_med.errors import ConfigError  # noqa: E402
+from tff_med import experiment
+from tff_med.errors import ConfigError
+from tff_med.learning import evaluation
+from tff_med.learning import task as task_lib
+from tff_med.run import outputs, settings
+from tff_med.study import report
 
 
 def validate(config) -> None:
@@ -34,7 +37,7 @@ def validate(config) -> None:
   bad = [e for e in s.epsilons if not (e > 0)]
   if bad:
     raise ConfigError(f'privacy_study.epsilons must be > 0 (inf: non-private), got {bad}')
-  experiment.validate_training(config)
+  settings.validate_training(config)
 
 
 def _run_config(config, seed: int, epsilon: float, delta: float):
@@ -58,13 +61,17 @@ def run_privacy_sweep(config, workdir: str, *, print_fn=print) -> list[dict]:
   points = [(math.inf, None)] + [
     (eps, delta) for eps in s.epsilons if not math.isinf(eps) for delta in s.deltas
   ]
+  raw = task_lib.load_shards(config.data)
+  report.write_study_manifest(
+    workdir, config, range(s.seeds), [f for shard in raw.shards for f in shard.files]
+  )
   rows = []
   for epsilon, delta in points:
     for seed in range(s.seeds):
       tag = 'non_private' if delta is None else f'eps_{epsilon:g}_delta_{delta:g}'
       run = _run_config(config, seed, epsilon, delta or 0.0)
       result = experiment.train(
-        run, os.path.join(workdir, 'runs', tag, f'seed_{seed}'), print_fn=lambda _: None
+        run, os.path.join(workdir, outputs.RUNS_DIR, tag, f'seed_{seed}'), print_fn=lambda _: None
       )
       final = result.loop.final_eval
       spent = _spent(result.privacy)
@@ -108,10 +115,6 @@ def _stats(rows, epsilon, delta, key):
 
 
 def _write(workdir, rows) -> None:
-  with open(os.path.join(workdir, 'privacy.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
   base, _ = _stats(rows, math.inf, '', 'accuracy')
   lines = [
     '# Privacy vs utility: patient-level DP-SGD in every hospital',
@@ -150,8 +153,12 @@ def _write(workdir, rows) -> None:
   ax.set_xlabel('epsilon per hospital (patient level)')
   ax.set_ylabel('mean accuracy over hospitals')
   ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(os.path.join(workdir, 'privacy_utility.png'), dpi=120)
-  plt.close(fig)
-  with open(os.path.join(workdir, 'privacy.md'), 'w') as f:
-    f.write('\n'.join(lines) + '\n')
+  report.write_study(
+    workdir,
+    table=outputs.PRIVACY_CSV,
+    rows=rows,
+    summary=outputs.PRIVACY_MD,
+    lines=lines,
+    plot=outputs.PRIVACY_PNG,
+    fig=fig,
+  )

@@ -13,6 +13,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tff_med.run import manifest, outputs
 from tff_med.study import heterogeneity, plots
 
 METRICS = ('auc', 'pr_auc', 'accuracy', 'sensitivity', 'specificity', 'brier', 'ece')
@@ -147,7 +148,23 @@ def cross_site_matrix(rows, hospitals, metric='accuracy') -> dict:
   }
 
 
+def write_study(workdir: str, *, table: str, rows: list[dict], summary: str, lines, plot: str, fig):
+  """Writes a study's per-run table (CSV), its summary (Markdown lines) and its figure."""
+  write_csv(os.path.join(workdir, table), rows)
+  plots.save(fig, os.path.join(workdir, plot))
+  with open(os.path.join(workdir, summary), 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+
+
+def write_study_manifest(workdir: str, config, seeds: list[int], shard_files: list[str]) -> None:
+  """The study's manifest (`run.manifest`): its config, seeds, versions and shard file hashes."""
+  manifest.write_manifest(
+    workdir, config=config.to_dict(), seeds=list(seeds), shard_files=sorted(shard_files)
+  )
+
+
 def write_csv(path, rows):
+  """Writes `rows` (dicts) as CSV; the columns are every key, in first-seen order."""
   fields = list(dict.fromkeys(k for r in rows for k in r))
   with open(path, 'w', newline='') as f:
     writer = csv.DictWriter(f, fields)
@@ -170,12 +187,13 @@ def write_heterogeneity(workdir, summaries, feature_names) -> None:
   """heterogeneity.md / .csv and a TensorBoard text summary, before any training."""
   os.makedirs(workdir, exist_ok=True)
   text = heterogeneity.to_markdown(summaries, feature_names)
-  with open(os.path.join(workdir, 'heterogeneity.md'), 'w') as f:
+  with open(os.path.join(workdir, outputs.HETEROGENEITY_MD), 'w') as f:
     f.write('# Hospitals before training\n\n' + text + '\n')
   write_csv(
-    os.path.join(workdir, 'heterogeneity.csv'), heterogeneity.to_rows(summaries, feature_names)
+    os.path.join(workdir, outputs.HETEROGENEITY_CSV),
+    heterogeneity.to_rows(summaries, feature_names),
   )
-  writer = tf.summary.create_file_writer(os.path.join(workdir, 'runs', 'heterogeneity'))
+  writer = tf.summary.create_file_writer(os.path.join(workdir, outputs.RUNS_DIR, 'heterogeneity'))
   with writer.as_default():
     tf.summary.text('heterogeneity', text, step=0)
   writer.close()
@@ -194,25 +212,25 @@ def write_report(workdir, rows, curves, hospitals, predictions) -> str:
   Returns:
     The summary's markdown.
   """
-  write_csv(os.path.join(workdir, 'results.csv'), rows)
+  write_csv(os.path.join(workdir, outputs.STUDY_RESULTS_CSV), rows)
   for metric in ('accuracy', 'auc'):
     matrix = cross_site_matrix(rows, hospitals, metric)
     write_csv(
-      os.path.join(workdir, f'cross_site_{metric}.csv'),
+      os.path.join(workdir, outputs.cross_site(metric, 'csv')),
       [{'trained': m, **values} for m, values in matrix.items()],
     )
-    plots.heatmap(matrix, metric, os.path.join(workdir, f'cross_site_{metric}.png'))
+    plots.heatmap(matrix, metric, os.path.join(workdir, outputs.cross_site(metric, 'png')))
   fair = fairness(rows, hospitals)
-  write_csv(os.path.join(workdir, 'fairness.csv'), fair)
+  write_csv(os.path.join(workdir, outputs.FAIRNESS_CSV), fair)
   plots.bars(
     per_method(rows, hospitals, 'accuracy'),
     hospitals,
-    os.path.join(workdir, 'accuracy_by_hospital.png'),
+    os.path.join(workdir, outputs.by_hospital_png('accuracy')),
   )
-  plots.learning_curves(curves, os.path.join(workdir, 'learning_curves.png'))
+  plots.learning_curves(curves, os.path.join(workdir, outputs.LEARNING_CURVES_PNG))
   best = _best_federated(rows, hospitals)
   if best:
-    plots.roc_by_hospital(predictions[best], best, os.path.join(workdir, f'roc_{best}.png'))
+    plots.roc_by_hospital(predictions[best], best, os.path.join(workdir, outputs.roc_png(best)))
   seeds = len({r['seed'] for r in rows})
   summary = '\n\n'.join(
     [
@@ -231,7 +249,7 @@ def write_report(workdir, rows, curves, hospitals, predictions) -> str:
       'are in results.csv; plots and cross-site matrices beside this file.',
     ]
   )
-  with open(os.path.join(workdir, 'summary.md'), 'w') as f:
+  with open(os.path.join(workdir, outputs.STUDY_SUMMARY_MD), 'w') as f:
     f.write(summary + '\n')
   return summary
 

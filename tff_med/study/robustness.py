@@ -10,20 +10,23 @@ when nobody attacks.
 
 from __future__ import annotations
 
-import csv
+import glob
 import os
 
 import matplotlib
 
 matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from tff_med import evaluation, experiment  # noqa: E402
-from tff_med.data import heart_disease  # noqa: E402
-from tff_med.data.shards import discover_hospitals  # noqa: E402
-from tff_med.data.split import write_site_shards  # noqa: E402
-from tff_med.errors import ConfigError  # noqa: E402
+from tff_med import experiment
+from tff_med.data import heart_disease
+from tff_med.data.layout import discover_hospitals
+from tff_med.data.split import write_site_shards
+from tff_med.errors import ConfigError
+from tff_med.learning import evaluation
+from tff_med.run import outputs, settings
+from tff_med.study import report
 
 
 def synthetic_heart_shards(root: str, num_hospitals: int, seed: int) -> str:
@@ -66,15 +69,17 @@ def run_robustness(config, workdir: str, *, print_fn=print) -> list[dict]:
   r = config.robustness
   if r.seeds < 1:
     raise ConfigError(f'robustness.seeds must be >= 1, got {r.seeds}')
-  experiment.validate_training(config)
-  rows = []
-  for federation, root in _federations(config).items():
+  settings.validate_training(config)
+  rows, federations = [], _federations(config)
+  files = [glob.glob(os.path.join(root, '*', '*.csv')) for root in federations.values()]
+  report.write_study_manifest(workdir, config, range(r.seeds), sum(files, []))
+  for federation, root in federations.items():
     source = 'heart_disease' if root == config.data.root else 'csv'
     for kind in ('none', r.attack):
       for aggregator in r.aggregators:
         for seed in range(r.seeds):
           run_dir = os.path.join(
-            workdir, 'runs', federation, f'{kind}_{aggregator}', f'seed_{seed}'
+            workdir, outputs.RUNS_DIR, federation, f'{kind}_{aggregator}', f'seed_{seed}'
           )
           acc, adversaries = _run(config, root, source, seed, kind, aggregator, run_dir)
           rows.append(
@@ -98,10 +103,6 @@ def _mean(rows, **match):
 
 
 def _write(workdir, rows, attack):
-  with open(os.path.join(workdir, 'robustness.csv'), 'w', newline='') as f:
-    writer = csv.DictWriter(f, list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
   lines = [
     f'# Robustness: one adversarial hospital ({attack})',
     '',
@@ -129,8 +130,12 @@ def _write(workdir, rows, attack):
   ax.set_ylabel('mean accuracy over hospitals')
   ax.legend(['clean', attack], fontsize=8)
   ax.set_ylim(0, 1)
-  fig.tight_layout()
-  fig.savefig(os.path.join(workdir, 'robustness.png'), dpi=120)
-  plt.close(fig)
-  with open(os.path.join(workdir, 'robustness.md'), 'w') as f:
-    f.write('\n'.join(lines) + '\n')
+  report.write_study(
+    workdir,
+    table=outputs.ROBUSTNESS_CSV,
+    rows=rows,
+    summary=outputs.ROBUSTNESS_MD,
+    lines=lines,
+    plot=outputs.ROBUSTNESS_PNG,
+    fig=fig,
+  )

@@ -20,7 +20,7 @@ from lifelines import KaplanMeierFitter
 from lifelines.utils import concordance_index
 
 from tff_med.data.shards import FederatedShards
-from tff_med.survival.cox import CoxPartialLikelihood
+from tff_med.learning.cox import CoxPartialLikelihood
 
 ALL = 'all'
 METRICS = ('loss', 'cindex')
@@ -83,29 +83,6 @@ def bootstrap_ci(y, risk, *, seed: int, samples: int, level: float = 0.95) -> tu
     return math.nan, math.nan
   tail = (1 - level) / 2 * 100
   return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
-
-
-def evaluate(y: np.ndarray, risk: np.ndarray, *, seed: int, samples: int, base=None):
-  """The study's metrics of one model on one test set: C-index with a bootstrap 95% CI.
-
-  With `base` (`baseline_survival` at `HORIZONS` from the training rows), also
-  the calibration view (`calibration`).
-
-  Returns a `clinical_metrics.Evaluation` (its `prevalence` is the share of
-  observed events), so the comparison study reports survival as it reports classes.
-  """
-  from tff_med.study.clinical_metrics import Evaluation  # The study's row type.
-
-  risk = np.asarray(risk, np.float64).ravel()
-  reason = undefined_reason(y)
-  calibrated = calibration(y, risk, base, HORIZONS) if base is not None else {}
-  return Evaluation(
-    {'cindex': cindex(y, risk), **calibrated},
-    {'cindex': bootstrap_ci(y, risk, seed=seed, samples=samples)},
-    {'cindex': reason} if reason else {},
-    len(y),
-    float(y[:, 1].mean()) if len(y) else math.nan,
-  )
 
 
 def baseline_survival(y_train: np.ndarray, risk_train: np.ndarray, horizons) -> np.ndarray:

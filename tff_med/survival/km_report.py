@@ -90,8 +90,8 @@ def run_kaplan_meier(config, workdir: str, *, print_fn=print) -> KaplanMeier:
   0: the whole follow-up).
   """
   from tff_med import runtime  # Imported here: the writer above needs no TFF.
-  from tff_med import task as task_lib
   from tff_med.errors import ConfigError
+  from tff_med.learning import task as task_lib
   from tff_med.survival.kaplan_meier import federated_kaplan_meier
 
   if not task_lib.survival_columns(config.data):

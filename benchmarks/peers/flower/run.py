@@ -43,12 +43,12 @@ def _job(path):
 
 
 def shuffle_seed(seed, round_num, client_index):
-  """tff_med.data.client_data.shuffle_seed."""
+  """tff_med.clients.client_data.shuffle_seed."""
   return (seed * 1_000_003 + round_num * 10_007 + client_index) % (2**31 - 1)
 
 
 def training_dataset(x, y, batch_size, local_steps, seed):
-  """tff_med.data.client_data.training_dataset with local_steps."""
+  """tff_med.clients.client_data.training_dataset with local_steps."""
   dataset = tf.data.Dataset.from_tensor_slices((x, y))
   buffer = tf.maximum(tf.cast(len(x), tf.int64), 1)
   shuffled = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)

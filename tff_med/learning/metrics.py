@@ -9,7 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tff_med.data.targets import SURVIVAL_OUTPUTS
-from tff_med.survival.cox import CoxPartialLikelihood
+from tff_med.learning.cox import CoxPartialLikelihood
 
 AUC_THRESHOLDS = 500
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 
+from tff_med.run import outputs
 from tff_med.study import plots, report
 
 # FLamby's published Fed-TCGA-BRCA C-index, 5 seeds: on the pooled test set, and the
@@ -54,18 +55,18 @@ def write_report(workdir: str, rows: list[dict], curves: dict, hospitals: list[s
   Returns:
     The summary's markdown.
   """
-  report.write_csv(os.path.join(workdir, 'results.csv'), rows)
+  report.write_csv(os.path.join(workdir, outputs.STUDY_RESULTS_CSV), rows)
   matrix = report.cross_site_matrix(rows, hospitals, 'cindex')
   report.write_csv(
-    os.path.join(workdir, 'cross_site_cindex.csv'),
+    os.path.join(workdir, outputs.cross_site('cindex', 'csv')),
     [{'trained': m, **values} for m, values in matrix.items()],
   )
-  plots.heatmap(matrix, 'C-index', os.path.join(workdir, 'cross_site_cindex.png'))
+  plots.heatmap(matrix, 'C-index', os.path.join(workdir, outputs.cross_site('cindex', 'png')))
   fair = report.fairness(rows, hospitals, 'cindex')
-  report.write_csv(os.path.join(workdir, 'fairness.csv'), fair)
+  report.write_csv(os.path.join(workdir, outputs.FAIRNESS_CSV), fair)
   stats = report.per_method(rows, hospitals, 'cindex')
-  plots.bars(stats, hospitals, os.path.join(workdir, 'cindex_by_hospital.png'), 'C-index')
-  plots.learning_curves(curves, os.path.join(workdir, 'learning_curves.png'), 'C-index')
+  plots.bars(stats, hospitals, os.path.join(workdir, outputs.by_hospital_png('cindex')), 'C-index')
+  plots.learning_curves(curves, os.path.join(workdir, outputs.LEARNING_CURVES_PNG), 'C-index')
   seeds = len({r['seed'] for r in rows})
   summary = '\n\n'.join(
     [
@@ -84,6 +85,6 @@ def write_report(workdir: str, rows: list[dict], curves: dict, hospitals: list[s
       'matrix beside this file.',
     ]
   )
-  with open(os.path.join(workdir, 'summary.md'), 'w') as f:
+  with open(os.path.join(workdir, outputs.STUDY_SUMMARY_MD), 'w') as f:
     f.write(summary + '\n')
   return summary

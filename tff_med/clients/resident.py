@@ -30,7 +30,7 @@ import tensorflow as tf
 import tensorflow_federated as tff
 
 from tff_med import stale_files
-from tff_med.data import client_data
+from tff_med.clients import client_data
 from tff_med.data.shards import SPLITS, FederatedShards
 
 DIRECTORY_PREFIX = 'tff_med_shards_'
@@ -129,27 +129,6 @@ class ResidentShards:
   def test_inputs(self) -> dict[str, str]:
     """{hospital: the input `test_computation` reads its test shard from}."""
     return dict(self._paths)
-
-
-def compose_with_learning_process(loader: tff.Computation, process):
-  """`process`, its clients sending `loader`'s input; each worker runs `loader` for their data.
-
-  TFF's `compose_dataset_computation_with_learning_process` does this when a
-  client's data is one dataset (the plain process uses it); it refuses a pair
-  of datasets, which is what the DP and attacked processes take, so this one
-  is ours.
-  """
-
-  @tff.federated_computation(
-    process.next.type_signature.parameter[0],
-    tff.FederatedType(loader.type_signature.parameter, tff.CLIENTS),
-  )
-  def next_fn(state, inputs):
-    return process.next(state, tff.federated_map(loader, inputs))
-
-  return tff.learning.templates.LearningProcess(
-    process.initialize, next_fn, process.get_model_weights, process.set_model_weights
-  )
 
 
 @contextlib.contextmanager

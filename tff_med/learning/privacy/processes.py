@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import tensorflow_federated as tff
 
-from tff_med import algorithms, dp_sgd, non_finite
 from tff_med.errors import ConfigError
-from tff_med.privacy import HOSPITAL_KEY, PrivacyPlan
+from tff_med.learning import algorithms, non_finite
+from tff_med.learning.privacy import dp_sgd
+from tff_med.learning.privacy.budget import HOSPITAL_KEY, PrivacyPlan
 
 
 class UnweightedAsWeighted(tff.aggregators.WeightedAggregationFactory):

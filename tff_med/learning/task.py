@@ -13,10 +13,11 @@ import dataclasses
 import tensorflow as tf
 import tensorflow_federated as tff
 
-from tff_med import metrics, models
-from tff_med.data import client_data, heart_disease, npz_shards, scaling, shards, tcga_brca
+from tff_med.clients import client_data
+from tff_med.clients.federated_stats import federated_moments
+from tff_med.data import heart_disease, npz_shards, scaling, shards, tcga_brca
 from tff_med.errors import ConfigError, unknown_name_error
-from tff_med.federated_stats import federated_moments
+from tff_med.learning import metrics, models
 
 DATA_SOURCES = ('heart_disease', 'tcga_brca', 'csv', 'npz')
 

@@ -37,9 +37,9 @@ import tensorflow_federated as tff
 # TFF's own check, the one its client work and finalizer apply; not exported.
 from tensorflow_federated.python.learning.tensor_utils import zero_all_if_any_non_finite
 
-from tff_med import algorithms, metrics
-from tff_med.data import client_data
+from tff_med.clients import client_data
 from tff_med.errors import ConfigError
+from tff_med.learning import algorithms, metrics
 
 ENGINES = ('tff', 'fused')
 # Layers the equality with TFF was measured on (tests/test_fused.py).

@@ -22,8 +22,8 @@ from collections.abc import Callable
 
 from absl import logging
 
-from tff_med import privacy_accounting
 from tff_med.errors import ConfigError, unknown_name_error
+from tff_med.learning.privacy import accounting
 
 LEVELS = ('none', 'patient', 'hospital')
 HOSPITAL_KEY = 'all hospitals'
@@ -65,7 +65,7 @@ class PrivacyPlan:
   def epsilons(self, round_num: int, accountant: str | None = None) -> dict[str, float]:
     """Epsilon each group has spent by the end of `round_num`."""
     return {
-      group: privacy_accounting.epsilon(
+      group: accounting.epsilon(
         self.sampling_rates[group],
         self.steps_after(group, round_num),
         sigma,
@@ -136,14 +136,14 @@ def validate(config, train_sizes: dict[str, int]) -> None:
   for name in ('l2_norm_clip', 'max_noise_multiplier'):
     if not (math.isfinite(p[name]) and p[name] > 0):
       raise ConfigError(f'privacy.{name} must be finite and > 0, got {p[name]}')
-  if p.accountant not in privacy_accounting.ACCOUNTANTS:
-    raise unknown_name_error('privacy accountant', p.accountant, privacy_accounting.ACCOUNTANTS)
+  if p.accountant not in accounting.ACCOUNTANTS:
+    raise unknown_name_error('privacy accountant', p.accountant, accounting.ACCOUNTANTS)
 
 
 def _noise(p, sampling_rate: float, steps: int, who: str) -> float:
   if p.noise_multiplier is not None:
     return float(p.noise_multiplier)
-  return privacy_accounting.calibrate_noise(
+  return accounting.calibrate_noise(
     sampling_rate,
     steps,
     target_epsilon=p.target_epsilon,
@@ -174,7 +174,7 @@ def plan(
     return None
   rounds = config.training.rounds
   if p.level == 'hospital':
-    return _hospital_plan(config, len(train_sizes))
+    return hospital_plan(config, len(train_sizes))
   rates = {h: min(1.0, d.batch_size / n) for h, n in train_sizes.items()}
   taken = {h: [0] for h in train_sizes}
   for r in range(1, rounds + 1):
@@ -199,7 +199,8 @@ def plan(
   return result
 
 
-def _hospital_plan(config, num_hospitals: int) -> PrivacyPlan:
+def hospital_plan(config, num_hospitals: int) -> PrivacyPlan:
+  """The hospital-level plan: one noise multiplier for TFF's `dp_aggregator` (no shard sizes)."""
   p = config.privacy
   per_round = config.algorithm.clients_per_round or num_hospitals
   rate = per_round / num_hospitals

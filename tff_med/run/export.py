@@ -19,8 +19,8 @@ from tff_med.data import csv_reader
 from tff_med.data.scaling import Standardizer
 from tff_med.data.targets import SURVIVAL_OUTPUTS
 from tff_med.errors import ConfigError, ShardError
+from tff_med.run import outputs
 
-MODEL_DIR = 'model'
 MODEL_FILE = 'model.keras'
 PREPROCESSING_FILE = 'preprocessing.json'
 
@@ -35,7 +35,7 @@ def export_model(
   standardizer: Standardizer,
 ) -> str:
   """Writes the model and its preprocessing; returns the model directory."""
-  directory = os.path.join(workdir, MODEL_DIR)
+  directory = os.path.join(workdir, outputs.EXPORT_DIR)
   os.makedirs(directory, exist_ok=True)
   keras_model.save(os.path.join(directory, MODEL_FILE))
   with open(os.path.join(directory, PREPROCESSING_FILE), 'w') as f:
@@ -54,7 +54,7 @@ def export_model(
 
 def load_exported(workdir: str):
   """Returns (keras model, preprocessing dict) saved by `export_model`."""
-  directory = os.path.join(workdir, MODEL_DIR)
+  directory = os.path.join(workdir, outputs.EXPORT_DIR)
   path = os.path.join(directory, MODEL_FILE)
   if not os.path.isfile(path):
     raise ConfigError(f'no exported model at {path}: did the training run finish?')

@@ -13,8 +13,9 @@ import os
 
 from absl import logging
 
-from tff_med import evaluation, export, outputs
-from tff_med.training_loop import LoopResult
+from tff_med.learning import evaluation
+from tff_med.run import export, outputs
+from tff_med.run.loop import LoopResult
 
 # Columns of the results table: (metric, heading, format); the first is not averaged.
 TABLE_COLUMNS = {
@@ -33,7 +34,7 @@ def task_kind(data) -> str:
   """'survival' for shards with a time column, else 'classification'.
 
   A remote federation's schema has no `survival`: remote runs are classification
-  (`experiment.validate_training` refuses remote survival studies).
+  (`run.settings.validate_training` refuses remote survival studies).
   """
   return 'survival' if getattr(data, 'survival', False) else 'classification'
 

@@ -9,7 +9,7 @@ import platform
 import subprocess
 import sys
 
-MANIFEST_JSON = 'manifest.json'
+from tff_med.run import outputs
 
 
 def sha256(path: str) -> str:
@@ -65,7 +65,7 @@ def write_manifest(workdir: str, *, config: dict, seeds: list[int], shard_files:
     'config': config,
     'shards': {path: sha256(path) for path in sorted(shard_files)},
   }
-  path = os.path.join(workdir, MANIFEST_JSON)
+  path = os.path.join(workdir, outputs.MANIFEST_JSON)
   with open(path, 'w') as f:
     json.dump(manifest, f, indent=2, sort_keys=True, default=str)
   return path

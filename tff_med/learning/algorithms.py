@@ -18,8 +18,8 @@ import math
 import numpy as np
 import tensorflow_federated as tff
 
-from tff_med import attacks, non_finite, robust_aggregators
 from tff_med.errors import ConfigError, unknown_name_error
+from tff_med.learning import attacks, non_finite, robust_aggregators
 
 OPTIMIZERS = {
   'sgd': lambda lr, momentum: tff.learning.optimizers.build_sgdm(lr, momentum or None),
@@ -47,8 +47,8 @@ AGGREGATORS = (
 )
 
 
-def model_aggregator(config, num_clients: int) -> tff.aggregators.WeightedAggregationFactory:
-  """The model-update aggregator named by `config.aggregator`, wrapped to count zeroed clients.
+def model_aggregator(algorithm, num_clients: int) -> tff.aggregators.WeightedAggregationFactory:
+  """The model-update aggregator named by `algorithm.aggregator`, wrapped to count zeroed clients.
 
   'mean' is TFF's weighted mean; 'robust' TFF's `robust_aggregator` (adaptive
   clipping and zeroing); 'median' and 'trimmed_mean' are tff_med's order
@@ -59,7 +59,7 @@ def model_aggregator(config, num_clients: int) -> tff.aggregators.WeightedAggreg
   `secure_aggregator`, which TFF runs only with its secure sum emulated in the
   clear (`runtime.local_runtime(emulate_secure_sum=True)`).
   """
-  name = config.aggregator
+  name = algorithm.aggregator
   if name == 'mean':
     inner = tff.aggregators.MeanFactory()
   elif name == 'robust':
@@ -71,11 +71,11 @@ def model_aggregator(config, num_clients: int) -> tff.aggregators.WeightedAggreg
   elif name == 'median':
     inner = robust_aggregators.coordinate_median(num_clients)
   elif name == 'multi_krum':
-    inner = robust_aggregators.multi_krum(num_clients, config.krum_byzantine)
+    inner = robust_aggregators.multi_krum(num_clients, algorithm.krum_byzantine)
   elif name == 'norm_clip':
     inner = robust_aggregators.MedianNormClipFactory(num_clients)
   elif name == 'trimmed_mean':
-    inner = robust_aggregators.trimmed_mean(num_clients, config.trim_fraction)
+    inner = robust_aggregators.trimmed_mean(num_clients, algorithm.trim_fraction)
   else:
     raise unknown_name_error('aggregator', name, AGGREGATORS)
   return non_finite.CountZeroWeightFactory(inner)
@@ -127,67 +127,67 @@ def build_optimizer(
   return OPTIMIZERS[name](learning_rate, momentum)
 
 
-def client_optimizer(config):
+def client_optimizer(algorithm):
   """The hospitals' optimizer, from an `algorithm` config block."""
   return build_optimizer(
-    config.client_optimizer, config.client_learning_rate, config.client_momentum
+    algorithm.client_optimizer, algorithm.client_learning_rate, algorithm.client_momentum
   )
 
 
-def validate(config) -> None:
+def validate(algorithm) -> None:
   """Checks an `algorithm` config block before anything is built."""
-  if config.name not in ALGORITHMS:
-    raise unknown_name_error('algorithm', config.name, ALGORITHMS)
-  if config.client_weighting not in WEIGHTINGS:
-    raise unknown_name_error('client weighting', config.client_weighting, WEIGHTINGS)
-  if config.aggregator not in AGGREGATORS:
-    raise unknown_name_error('aggregator', config.aggregator, AGGREGATORS)
-  if config.aggregator == 'trimmed_mean' and not 0 <= config.trim_fraction < 0.5:
-    raise ConfigError(f'trim_fraction must be in [0, 0.5), got {config.trim_fraction}')
-  if config.name == 'fedprox' and not config.proximal_strength > 0:
-    raise ConfigError(f'fedprox needs proximal_strength > 0, got {config.proximal_strength}')
-  client_optimizer(config)
-  server_optimizer(config)
+  if algorithm.name not in ALGORITHMS:
+    raise unknown_name_error('algorithm', algorithm.name, ALGORITHMS)
+  if algorithm.client_weighting not in WEIGHTINGS:
+    raise unknown_name_error('client weighting', algorithm.client_weighting, WEIGHTINGS)
+  if algorithm.aggregator not in AGGREGATORS:
+    raise unknown_name_error('aggregator', algorithm.aggregator, AGGREGATORS)
+  if algorithm.aggregator == 'trimmed_mean' and not 0 <= algorithm.trim_fraction < 0.5:
+    raise ConfigError(f'trim_fraction must be in [0, 0.5), got {algorithm.trim_fraction}')
+  if algorithm.name == 'fedprox' and not algorithm.proximal_strength > 0:
+    raise ConfigError(f'fedprox needs proximal_strength > 0, got {algorithm.proximal_strength}')
+  client_optimizer(algorithm)
+  server_optimizer(algorithm)
 
 
-def server_optimizer(config):
-  """The server optimizer: the config's, or the algorithm's default."""
-  default = ALGORITHMS[config.name]
+def server_optimizer(algorithm):
+  """The server optimizer: the `algorithm` block's, or the algorithm's default."""
+  default = ALGORITHMS[algorithm.name]
   return build_optimizer(
-    config.server_optimizer or default.optimizer,
-    config.server_learning_rate or default.learning_rate,
-    config.server_momentum if config.server_momentum is not None else default.momentum,
+    algorithm.server_optimizer or default.optimizer,
+    algorithm.server_learning_rate or default.learning_rate,
+    algorithm.server_momentum if algorithm.server_momentum is not None else default.momentum,
     side='server',
   )
 
 
 def build_learning_process(
-  model_fn, config, num_clients: int
+  model_fn, algorithm, num_clients: int
 ) -> tff.learning.templates.LearningProcess:
-  """Builds the TFF learning process named by `config.name`.
+  """Builds the TFF learning process named by `algorithm.name`.
 
   Args:
     model_fn: No-arg function returning a fresh `tff.learning.models.VariableModel`.
-    config: The `algorithm` block of an experiment config.
+    algorithm: The `algorithm` block of an experiment config.
     num_clients: Most hospitals in one round (sizes the order-statistic aggregators).
 
   Raises:
     ConfigError: An unknown algorithm, optimizer or weighting name.
   """
-  validate(config)
+  validate(algorithm)
   common = dict(
-    model_aggregator=model_aggregator(config, num_clients),
+    model_aggregator=model_aggregator(algorithm, num_clients),
     loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR,
   )
-  server = server_optimizer(config)
-  if config.name == 'fedsgd':
+  server = server_optimizer(algorithm)
+  if algorithm.name == 'fedsgd':
     return tff.learning.algorithms.build_fed_sgd(model_fn, server_optimizer_fn=server, **common)
-  client = client_optimizer(config)
-  weighting = WEIGHTINGS[config.client_weighting]
-  if config.name == 'fedprox':
+  client = client_optimizer(algorithm)
+  weighting = WEIGHTINGS[algorithm.client_weighting]
+  if algorithm.name == 'fedprox':
     return tff.learning.algorithms.build_weighted_fed_prox(
       model_fn,
-      proximal_strength=config.proximal_strength,
+      proximal_strength=algorithm.proximal_strength,
       client_optimizer_fn=client,
       server_optimizer_fn=server,
       client_weighting=weighting,
@@ -203,7 +203,7 @@ def build_learning_process(
 
 
 def build_attacked_learning_process(
-  model_fn, config, num_clients: int, attack: attacks.Attack
+  model_fn, algorithm, num_clients: int, attack: attacks.Attack
 ) -> tff.learning.templates.LearningProcess:
   """Like `build_learning_process`, but clients send `(attack dataset, dataset)`.
 
@@ -213,15 +213,15 @@ def build_attacked_learning_process(
   Raises:
     ConfigError: The algorithm cannot be attacked, or a bad config name.
   """
-  validate(config)
-  if config.name in ('fedprox', 'fedsgd'):
+  validate(algorithm)
+  if algorithm.name in ('fedprox', 'fedsgd'):
     raise ConfigError(
-      f'update attacks are simulated for the FedAvg family only, not {config.name!r}'
+      f'update attacks are simulated for the FedAvg family only, not {algorithm.name!r}'
     )
   inner = tff.learning.templates.build_model_delta_client_work(
     model_fn,
-    client_optimizer(config),
-    WEIGHTINGS[config.client_weighting],
+    client_optimizer(algorithm),
+    WEIGHTINGS[algorithm.client_weighting],
     loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR,
   )
   return compose_fed_avg(
@@ -229,8 +229,8 @@ def build_attacked_learning_process(
     client_work=attacks.build_attacked_client_work(
       inner, scale=attack.scale, noise_std=attack.noise_std
     ),
-    server_optimizer=server_optimizer(config),
-    model_aggregator=model_aggregator(config, num_clients),
+    server_optimizer=server_optimizer(algorithm),
+    model_aggregator=model_aggregator(algorithm, num_clients),
   )
 
 

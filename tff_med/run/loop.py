@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 from absl import logging
 
-from tff_med import non_finite, outputs
 from tff_med.errors import NonFiniteUpdateError
-from tff_med.stopping import StoppingRule
+from tff_med.learning import non_finite
+from tff_med.run import outputs
+from tff_med.run.stopping import StoppingRule
 
 
 @dataclasses.dataclass
@@ -111,15 +112,7 @@ def run_rounds(
       trained nothing and must not end as a success.
   """
   route = route or (lambda hospitals: contextlib.nullcontext())
-  with route(hospitals_fn(1)):
-    initial = _program_state(process.initialize(), 0, stopping)
-  saved, _ = run_sync(state_manager.load_latest(initial))
-  start = 0
-  if saved is not None:
-    start = int(saved['round'])
-    stopping.best, stopping.best_round = float(saved['best']), int(saved['best_round'])
-    logging.info('Resuming from the checkpoint of round %d.', start)
-  state = (saved or initial)['state']
+  state, start = _restore(process, state_manager, stopping, route(hospitals_fn(1)))
   evaluation, reason, faults, unchanged = None, None, [], 0
   if start == 0:
     evaluation = evaluate_fn(process.get_model_weights(state))
@@ -129,11 +122,7 @@ def run_rounds(
   while round_num < rounds and reason is None:
     round_num += 1
     hospitals = hospitals_fn(round_num)
-    began = time.perf_counter()
-    with route(hospitals):
-      output = process.next(state, datasets_fn(round_num, hospitals))
-    metrics = _train_metrics(output.metrics)
-    metrics[outputs.ROUND_SECONDS] = time.perf_counter() - began
+    output, metrics = _train_round(process, state, round_num, hospitals, datasets_fn, route)
     if round_metrics_fn is not None:
       metrics.update(round_metrics_fn(round_num))
     if _report_faults(
@@ -150,16 +139,42 @@ def run_rounds(
     run_sync(release_manager.release(metrics, round_num))
     if last or reason or round_num % checkpoint_every == 0:
       run_sync(state_manager.save(_program_state(state, round_num, stopping), round_num))
-  if round_num > start and unchanged == round_num - start:
-    raise NonFiniteUpdateError(
-      f'every round from {start + 1} to {round_num} was non-finite (see the warnings above): '
-      'the model never changed. Check the shards for extreme values, or lower the learning rate.'
-    )
+  _check_something_trained(start, round_num, unchanged)
   if evaluation is None:  # Resumed at the end: evaluate the restored model.
     evaluation = evaluate_fn(process.get_model_weights(state))
   return LoopResult(
     state, round_num, reason or f'completed all {rounds} rounds', evaluation, start or None, faults
   )
+
+
+def _check_something_trained(start: int, last: int, unchanged: int) -> None:
+  if last > start and unchanged == last - start:
+    raise NonFiniteUpdateError(
+      f'every round from {start + 1} to {last} was non-finite (see the warnings above): '
+      'the model never changed. Check the shards for extreme values, or lower the learning rate.'
+    )
+
+
+def _restore(process, state_manager, stopping: StoppingRule, context):
+  """(state, round) from the latest checkpoint, or the initial state and 0."""
+  with context:
+    initial = _program_state(process.initialize(), 0, stopping)
+  saved, _ = run_sync(state_manager.load_latest(initial))
+  if saved is None:
+    return initial['state'], 0
+  stopping.best, stopping.best_round = float(saved['best']), int(saved['best_round'])
+  logging.info('Resuming from the checkpoint of round %d.', int(saved['round']))
+  return saved['state'], int(saved['round'])
+
+
+def _train_round(process, state, round_num, hospitals, datasets_fn, route):
+  """One call of `process.next` on `hospitals`: (its output, its timed training metrics)."""
+  began = time.perf_counter()
+  with route(hospitals):
+    output = process.next(state, datasets_fn(round_num, hospitals))
+  metrics = _train_metrics(output.metrics)
+  metrics[outputs.ROUND_SECONDS] = time.perf_counter() - began
+  return output, metrics
 
 
 def _model_unchanged(metrics, hospitals) -> bool:

@@ -1,4 +1,4 @@
-"""Where a run's outputs go: the one place that knows the workdir layout.
+"""Where outputs go: the one place that names every file a run or a study writes.
 
 The training loop receives managers, never paths (as TFF's
 `tff.simulation.run_training_process` and google-research/federated's
@@ -28,6 +28,34 @@ CONFIG_JSON = 'config.json'
 RESULTS_MD = 'results.md'
 RESULTS_JSON = 'results.json'
 LOG_FILE = 'log.txt'  # INFO logging of the binaries (experiments/console.py).
+MANIFEST_JSON = 'manifest.json'  # Config, seeds, versions, shard hashes (run.manifest).
+EXPORT_DIR = 'model'  # The exported Keras model and its preprocessing (run.export).
+
+# A study's outputs (tff_med/study): each run under runs/, then tables, a summary and plots.
+RUNS_DIR = 'runs'
+STUDY_RESULTS_CSV = 'results.csv'
+STUDY_SUMMARY_MD = 'summary.md'
+HETEROGENEITY_MD = 'heterogeneity.md'
+HETEROGENEITY_CSV = 'heterogeneity.csv'
+FAIRNESS_CSV = 'fairness.csv'
+LEARNING_CURVES_PNG = 'learning_curves.png'
+PRIVACY_CSV, PRIVACY_MD, PRIVACY_PNG = 'privacy.csv', 'privacy.md', 'privacy_utility.png'
+ROBUSTNESS_CSV, ROBUSTNESS_MD, ROBUSTNESS_PNG = 'robustness.csv', 'robustness.md', 'robustness.png'
+
+
+def cross_site(metric: str, extension: str) -> str:
+  """The cross-site matrix of `metric` ('csv' table or 'png' heatmap)."""
+  return f'cross_site_{metric}.{extension}'
+
+
+def by_hospital_png(metric: str) -> str:
+  """The per-hospital bar chart of `metric`."""
+  return f'{metric}_by_hospital.png'
+
+
+def roc_png(method: str) -> str:
+  """The ROC curves of `method`, one per hospital."""
+  return f'roc_{method}.png'
 
 
 def eval_key(hospital: str, metric: str) -> str:

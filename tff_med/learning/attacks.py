@@ -54,11 +54,11 @@ class Attack:
     return 0
 
 
-def from_config(config, hospitals: list[str]) -> Attack | None:
+def from_config(block, hospitals: list[str]) -> Attack | None:
   """The config's `attack` block as a validated `Attack`, or None for kind 'none'."""
-  if config.kind == 'none':
+  if block.kind == 'none':
     return None
-  attack = Attack(config.kind, tuple(config.hospitals), config.scale, config.noise_std)
+  attack = Attack(block.kind, tuple(block.hospitals), block.scale, block.noise_std)
   attack.validate(hospitals)
   if not attack.hospitals:
     raise ConfigError(f'attack {attack.kind!r} names no adversarial hospital (attack.hospitals)')

@@ -1,0 +1,103 @@
+"""The simulated route: every hospital on the local TFF worker (or the fused engine).
+
+`prepare` loads and standardizes the shards, writes them where the local worker
+reads them (`clients.resident`), applies a label-flip attack to the
+adversaries' labels, and composes the learning process `learning.process.build`
+chooses with the resident loaders; `run.sequence.execute` does the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from absl import logging
+
+from tff_med import runtime
+from tff_med.clients import compose, resident
+from tff_med.learning import attacks, evaluation, fused
+from tff_med.learning import process as process_lib
+from tff_med.learning import task as task_lib
+from tff_med.learning.privacy import budget, processes
+from tff_med.run import results, settings
+from tff_med.run.sequence import Prepared, with_union
+from tff_med.survival import evaluation as survival_evaluation
+
+SECURE_EMULATION_WARNING = (
+  "aggregator 'secure': TFF runs secure aggregation only in its test context, which "
+  'emulates the secure sum insecurely (values are summed in the clear by the TFF worker). '
+  "This run shows secure aggregation's numerics (clipping, quantization), not its security."
+)
+
+
+def process_and_inputs(config, task, plan, attack, privacy_plan, shards):
+  """The composed learning process and its (round, hospitals) -> client inputs function.
+
+  Every process reads the data the local worker keeps (`shards`).
+  """
+  process, params = process_lib.build(
+    config, task.model_fn(), task.data.hospitals, task.data.num_classes, privacy_plan, attack
+  )
+  return compose.with_loader(
+    process,
+    params,
+    shards.train_computation(plan),
+    lambda params_type, dataset_fn: shards.paired_train_computation(plan, params_type, dataset_fn),
+    lambda round_num, hospitals: shards.train_inputs(
+      hospitals, seed=config.seed, round_num=round_num
+    ),
+    config.seed,
+  )
+
+
+@contextlib.contextmanager
+def prepare(config):
+  """Yields the `Prepared` simulated run of `config` (checked by `settings.validate_training`)."""
+  secure = config.algorithm.aggregator == 'secure'
+  if secure:
+    logging.warning('%s', SECURE_EMULATION_WARNING)
+  with contextlib.ExitStack() as stack:
+    stack.enter_context(
+      runtime.local_runtime(
+        max_concurrent_computation_calls=config.runtime.max_concurrent_computation_calls,
+        emulate_secure_sum=secure,
+      )
+    )
+    task = task_lib.load_task(config)
+    hospitals = task.data.hospitals
+    hospitals_fn = settings.hospitals_per_round(
+      hospitals, config.algorithm.clients_per_round, config.seed
+    )
+    kind = results.task_kind(task.data)
+    attack = attacks.from_config(config.attack, hospitals)
+    privacy_plan = budget.plan(
+      config, {s.hospital: len(s.y_train) for s in task.data.shards}, hospitals_fn
+    )
+    processes.check_compatible(config, privacy_plan)
+    if attack is not None and attack.kind == 'label_flip':
+      task.data = attacks.with_flipped_labels(task.data, attack)
+    shards = stack.enter_context(resident.resident_shards(task.data))
+    plan = settings.local_training(config.data)
+    if config.runtime.engine == 'fused':
+      fused.check_supported(config, privacy_plan=privacy_plan, attack=attack)
+      process, datasets_fn = fused.process_and_datasets(config, task, plan)
+    else:
+      process, datasets_fn = process_and_inputs(config, task, plan, attack, privacy_plan, shards)
+    if kind == 'survival':
+      evaluator = survival_evaluation.SurvivalEvaluator(task.keras_model(), task.data)
+    else:
+      evaluator = evaluation.FederatedEvaluator.resident(
+        task.model_fn(), shards, batch_size=config.data.eval_batch_size
+      )
+    yield Prepared(
+      task=task,
+      schema=task.data,
+      process=process,
+      datasets_fn=datasets_fn,
+      hospitals_fn=hospitals_fn,
+      evaluator=evaluator,
+      kind=kind,
+      test_sizes=with_union({s.hospital: len(s.y_test) for s in task.data.shards}),
+      stopping=settings.stopping_rule(config.training.stopping, hospitals, kind),
+      privacy_plan=privacy_plan,
+      shard_files=[f for s in task.data.shards for f in s.files],
+    )
