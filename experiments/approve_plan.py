@@ -18,8 +18,8 @@ from absl import app, flags
 
 from experiments import console
 
-from tff_med.data import shards
-from tff_med.deployment import approvals, plan, summary
+
+from tff_med.deployment import approvals, npz_view, plan, summary
 from tff_med.errors import ConfigError
 
 _PLAN = flags.DEFINE_string('plan', None, 'The plan directory (experiments.plan --out).')
@@ -34,7 +34,7 @@ def main(argv):
   console.warnings_only()
   checked = plan.load_plan(_PLAN.value)
   if _DATA_ROOT.value:
-    served = shards.check_csv_shards(_DATA_ROOT.value)
+    served = npz_view.check_shards(_DATA_ROOT.value)
     approvals.check_columns(checked, _DATA_ROOT.value, served)
   print(summary.render(checked.content))
   if not _YES.value:

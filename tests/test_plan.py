@@ -15,7 +15,8 @@ from absl.testing import flagsaver
 from tensorflow_federated.proto.v0 import executor_pb2
 from tensorflow_federated.python.core.impl.executors import value_serialization
 
-from configs import heart_disease
+from configs import heart_disease, image_shards
+from tests.shard_fixtures import write_digit_shards
 from experiments import approve_plan
 from tff_med.data import heart_disease as heart_data
 from tff_med.deployment import (
@@ -28,7 +29,7 @@ from tff_med.deployment import (
   shard_format,
 )
 from tff_med.deployment.gate import Gate, Refused
-from tff_med.errors import ConfigError
+from tff_med.errors import ConfigError, ShardError
 
 HOSPITALS = ['cleveland', 'hungary', 'switzerland', 'va_long_beach']
 PINNED = os.path.join(os.path.dirname(__file__), 'data', 'heart_smoke_plan.json')
@@ -213,3 +214,21 @@ def test_the_gate_judges_every_value_a_coordinator_sends(exported, tmp_path):
       gate.check_value(_request(dataset, tff.SequenceType(np.int64)))
   finally:
     gate.stop()
+
+
+def test_an_image_plan_names_its_image_shape_and_the_steward_checks_it(tmp_path):
+  config = image_shards.get_config('smoke')
+  config.data.num_classes, config.data.image_shape = 10, (8, 8, 1)
+  config.deployment.workers = 'alpha=localhost:1,beta=localhost:1'
+  exported = plan.export_plan(config, str(tmp_path / 'plan'))
+  text = open(os.path.join(exported.directory, plan.SUMMARY_FILE)).read()
+  assert 'images of 8x8x1 (64 values each)' in text and '1 channels (over every pixel)' in text
+  root = write_digit_shards(tmp_path / 'digits', hospitals=('alpha', 'beta'))
+  approvals.check_columns(exported, root, ['alpha', 'beta'])  # The shards fit: no error.
+  config.data.image_shape = (4, 4, 1)
+  other = plan.export_plan(config, str(tmp_path / 'other'))
+  with pytest.raises(ShardError, match=r"hospital 'alpha', .*images are \(8, 8, 1\), not the"):
+    approvals.check_columns(other, root, ['alpha', 'beta'])
+  config.data.image_shape = None
+  with pytest.raises(ConfigError, match='data.image_shape'):
+    plan.export_plan(config, str(tmp_path / 'none'))

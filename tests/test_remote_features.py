@@ -8,12 +8,14 @@ remotely and in simulation and compares the exported weights (1e-5).
 import csv
 import os
 import re
+import tempfile
 
 import numpy as np
 import pytest
 
-from configs import heart_disease
+from configs import heart_disease, image_shards
 from tests.deployment_fixtures import HospitalProcess, split_heart_shards
+from tests.shard_fixtures import write_digit_shards
 from tff_med import experiment
 from tff_med.data import heart_disease as heart_data
 from tff_med.errors import ConfigError, ShardError
@@ -125,6 +127,42 @@ def test_a_missing_value_under_the_error_policy_is_named_at_its_hospital(
   assert not os.path.exists(tmp_path / 'run')  # Refused before anything is written.
 
 
+def test_image_shards_train_remotely_as_in_simulation(tmp_path):
+  root = write_digit_shards(tmp_path / 'digits')
+  sites = {'a': ['alpha', 'beta'], 'b': ['delta', 'gamma']}
+  roots = split_heart_shards(root, str(tmp_path / 'sites'), sites)  # Copies any shard files.
+  processes = [HospitalProcess(roots['a']), HospitalProcess(roots['b'])]
+  try:
+    addresses = {
+      h: p.address for p, group in zip(processes, sites.values(), strict=True) for h in group
+    }
+    configs = []
+    for remote in (False, True):
+      config = image_shards.get_config('smoke')
+      config.data.root = '/nonexistent' if remote else root
+      config.data.num_classes = 10
+      config.data.image_shape = (8, 8, 1)
+      config.attack.kind, config.attack.hospitals = 'label_flip', ('beta',)
+      if remote:
+        config.deployment.workers = ','.join(f'{h}={a}' for h, a in sorted(addresses.items()))
+      configs.append(config)
+    for p in processes:
+      p.wait_ready()
+    sim = experiment.train(configs[0], str(tmp_path / 'sim'), print_fn=lambda _: None)
+    remote = experiment.train(configs[1], str(tmp_path / 'remote'), print_fn=lambda _: None)
+  finally:
+    for p in processes:
+      p.stop()
+  sim_model, _ = export.load_exported(str(tmp_path / 'sim'))
+  remote_model, _ = export.load_exported(str(tmp_path / 'remote'))
+  for r, s in zip(remote_model.get_weights(), sim_model.get_weights(), strict=True):
+    np.testing.assert_allclose(r, s, atol=1e-5)
+  assert remote.loop.final_eval['all']['accuracy'] == pytest.approx(
+    sim.loop.final_eval['all']['accuracy'], abs=1e-6
+  )
+  assert not any(name.startswith('tff_med_npz_') for name in os.listdir(tempfile.gettempdir()))
+
+
 @pytest.mark.parametrize(
   'settings, named',
   [
@@ -139,7 +177,7 @@ def test_a_missing_value_under_the_error_policy_is_named_at_its_hospital(
     ),
     (dict(privacy__level='hospital', privacy__noise_multiplier=0.01), "privacy.level='hospital'"),
     (dict(runtime__engine='fused'), "runtime.engine='fused'"),
-    (dict(data__source='npz'), 'data.source=npz'),
+    (dict(data__source='npz'), 'data.image_shape'),
     (dict(data__missing='guess'), 'data.missing'),
     (dict(data__label='', data__event='event', data__time='time'), 'a survival study'),
   ],

@@ -46,17 +46,32 @@ def load_npz_shards(root: str, *, num_classes: int) -> FederatedShards:
   return FederatedShards(shards, names, label='y', num_classes=num_classes)
 
 
-def _load_hospital(root: str, hospital: str, num_classes: int) -> HospitalShard:
+def read_split(root: str, hospital: str, split: str):
+  """(images as float32 (n, h, w, c), labels as float64 (n, 1), key of y, file) of one split.
+
+  What a hospital's worker serves (`deployment.npz_view`) before any study names
+  its classes; `load_npz_shards` checks the labels against them.
+  """
   single = shard_file(root, hospital, 'data.npz')
+  if os.path.isfile(single):
+    path, (x_key, y_key) = single, _MEDMNIST_KEYS[split]
+  else:
+    path, x_key, y_key = shard_file(root, hospital, f'{split}.npz'), 'x', 'y'
+  x, y = _read_pair(path, x_key, y_key, hospital)
+  y = y.reshape(len(y), -1)
+  if y.shape[1] != 1:
+    raise ShardError(
+      f'labels must be one per image, got shape {y.shape}', hospital=hospital, file=path
+    )
+  return _as_images(x, path, hospital), y.astype(np.float64), y_key, path
+
+
+def _load_hospital(root: str, hospital: str, num_classes: int) -> HospitalShard:
   arrays, files = {}, []
   for split in ('train', 'test'):
-    if os.path.isfile(single):
-      path, (x_key, y_key) = single, _MEDMNIST_KEYS[split]
-    else:
-      path, x_key, y_key = shard_file(root, hospital, f'{split}.npz'), 'x', 'y'
-    x, y = _read_pair(path, x_key, y_key, hospital)
-    labels = _as_labels(y, y_key, path, hospital, num_classes, split)
-    arrays[split] = (_as_images(x, path, hospital), labels)
+    x, y, y_key, path = read_split(root, hospital, split)
+    labels = targets.ClassLabel(y_key, num_classes).check(y, path, hospital, split)
+    arrays[split] = (x, labels)
     files.append(path)
   if not len(arrays['train'][1]):
     raise ShardError('training shard has no rows', hospital=hospital, file=files[0])
@@ -95,12 +110,3 @@ def _as_images(x, path, hospital):
   if not np.isfinite(x).all():
     raise ShardError('images hold non-finite values', hospital=hospital, file=path)
   return x
-
-
-def _as_labels(y, key, path, hospital, num_classes, split):
-  y = y.reshape(len(y), -1)
-  if y.shape[1] != 1:
-    raise ShardError(
-      f'labels must be one per image, got shape {y.shape}', hospital=hospital, file=path
-    )
-  return targets.ClassLabel(key, num_classes).check(y.astype(np.float64), path, hospital, split)

@@ -18,13 +18,16 @@ import os
 import threading
 
 from tff_med.data import csv_reader
-from tff_med.deployment import plan as plan_lib
+from tff_med.deployment import npz_view, plan as plan_lib
 from tff_med.errors import ConfigError, ShardError
 
 
 def check_columns(plan: plan_lib.Plan, data_root: str, hospitals: list[str]) -> None:
   """Raises ShardError if a shard of `hospitals` lacks a column the plan reads."""
   reads = plan.content['summary']['reads']
+  if 'image_shape' in reads:  # Image shards: the shape the plan's model takes.
+    _check_image_shapes(plan, data_root, hospitals, tuple(reads['image_shape']))
+    return
   wanted = [*reads['features'], reads['label']]
   for hospital in hospitals:
     for split in ('train', 'test'):
@@ -34,6 +37,18 @@ def check_columns(plan: plan_lib.Plan, data_root: str, hospitals: list[str]) -> 
       if missing:
         raise ShardError(
           f'lacks columns {missing} that plan {plan.plan_id} reads', hospital=hospital, file=path
+        )
+
+
+def _check_image_shapes(plan, data_root, hospitals, expected) -> None:
+  for hospital in hospitals:
+    for split in ('train', 'test'):
+      shape = npz_view.image_shape(data_root, hospital, split)
+      if shape != expected:
+        raise ShardError(
+          f'images are {shape}, not the {expected} plan {plan.plan_id} reads',
+          hospital=hospital,
+          file=f'{hospital}/{split}.npz',
         )
 
 

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import tensorflow_federated as tff
 from tensorflow_federated.python.core.impl.executors import value_serialization
 
 from tff_med.clients import compose, federated_stats
 from tff_med.data import heart_disease, shards
 from tff_med.deployment import schema
+from tff_med.deployment.npz_format import NpzFormat
 from tff_med.deployment.shard_format import ShardFormat
 from tff_med.deployment.addresses import parse_workers
 from tff_med.errors import ConfigError, unknown_name_error
@@ -50,7 +52,6 @@ def validate_deployment(config) -> dict[str, str]:
   if config.data.missing not in shards.MISSING_POLICIES:
     raise unknown_name_error('data.missing policy', config.data.missing, shards.MISSING_POLICIES)
   simulation_only = {
-    'data.source=npz': config.data.source == 'npz',
     "a survival study (data.event, data.time: the union's C-index compares patients across "
     'hospitals)': bool(task_lib.survival_columns(config.data)),
     f'runtime.engine={config.runtime.engine!r} (the fused engine runs in this process)': (
@@ -70,12 +71,33 @@ def validate_deployment(config) -> dict[str, str]:
   return workers
 
 
+def image_shape(config) -> tuple[int, ...]:
+  """The image shape of a remote `.npz` run (`data.image_shape`), () for CSV shards.
+
+  Raises:
+    ConfigError: An `.npz` run without a (height, width, channels) image shape.
+  """
+  if config.data.source != 'npz':
+    return ()
+  shape = tuple(config.data.get('image_shape') or ())
+  if len(shape) != 3 or not all(isinstance(d, int) and d > 0 for d in shape):
+    raise ConfigError(
+      'a remote run on .npz shards needs data.image_shape=(height, width, channels) before any '
+      f'shard is seen (the plan builds the model for it), got {shape or "none"}'
+    )
+  return shape
+
+
 def plan_features(config) -> tuple[str, ...]:
   """The feature columns a remote run reads, known before any shard is seen.
+
+  Images: one name per pixel value, as the simulation names them.
 
   Raises:
     ConfigError: `data.features` is empty and the source's columns are not known.
   """
+  if config.data.source == 'npz':
+    return tuple(f'pixel_{i}' for i in range(int(np.prod(image_shape(config)))))
   if config.data.label in config.data.features:
     raise ConfigError(
       f'data.features lists the label column {config.data.label!r}: the model would be trained '
@@ -139,6 +161,19 @@ def privacy_structure(config, num_hospitals: int):
   return budget.PrivacyPlan('patient', p.delta, p.accountant, {}, {}, {}, {}, p.l2_norm_clip)
 
 
+def format_of(config, features) -> ShardFormat:
+  """How the hospitals' workers read their shards: CSV columns, or `.npz` images."""
+  d = config.data
+  if d.source == 'npz':
+    return NpzFormat(tuple(features), d.label, d.num_classes, 'error', image_shape(config))
+  return ShardFormat(tuple(features), d.label, d.num_classes, d.missing)
+
+
+def statistics(config, features) -> int:
+  """How many standardization statistics a hospital sums: one per feature, or per channel."""
+  return image_shape(config)[-1] if config.data.source == 'npz' else len(features)
+
+
 def build(config, features: tuple[str, ...], hospitals: list[str], privacy_plan=None):
   """Builds the run's `RunComputations` for shards with these feature columns.
 
@@ -147,11 +182,12 @@ def build(config, features: tuple[str, ...], hospitals: list[str], privacy_plan=
   d = config.data
   attack = attacks.from_config(config.attack, hospitals)
   flips = attack is not None and attack.kind == 'label_flip'
-  shard_format = ShardFormat(tuple(features), d.label, d.num_classes, d.missing)
+  shape = image_shape(config) or (len(features),)
+  shard_format = format_of(config, features)
   model = config.model.to_dict()
 
   def model_fn():
-    return schema.model_fn(model, len(features), d.num_classes, config.seed)()
+    return schema.model_fn(model, shape, d.num_classes, config.seed)()
 
   if privacy_plan is None:
     privacy_plan = privacy_structure(config, len(hospitals))
@@ -175,7 +211,7 @@ def build(config, features: tuple[str, ...], hospitals: list[str], privacy_plan=
   )
   moments = tff.simulation.compose_dataset_computation_with_computation(
     shard_format.features_computation(),
-    federated_stats.dataset_moments_computation(len(features)),
+    federated_stats.dataset_moments_computation(statistics(config, features)),
   )
   return RunComputations(
     tuple(features),
@@ -184,7 +220,7 @@ def build(config, features: tuple[str, ...], hospitals: list[str], privacy_plan=
     moments,
     process,
     evaluation,
-    lambda: schema.keras_model(model, len(features), d.num_classes, config.seed),
+    lambda: schema.keras_model(model, shape, d.num_classes, config.seed),
     params,
     flips,
   )

@@ -20,7 +20,7 @@ from absl import logging
 from tff_med import runtime
 from tff_med.clients import client_data
 from tff_med.data import scaling
-from tff_med.deployment import computations, plan, remote_data, shard_format
+from tff_med.deployment import computations, plan, remote_data
 from tff_med.deployment.federation import RemoteFederation
 from tff_med.deployment.schema import RemoteTask, fetch_schema
 from tff_med.deployment.tls_identity import TlsFiles
@@ -30,18 +30,18 @@ from tff_med.run import settings
 from tff_med.run.sequence import Prepared, with_union
 
 
-def _standardizer(federation, schema, moments, mode: str) -> scaling.Standardizer:
-  """The run's standardization, from sums each hospital's worker computes on its shard."""
+def _standardizer(federation, schema, moments, mode: str, width: int, extension: str):
+  """The run's `scaling.Standardizer`, from sums each hospital's worker computes on its shard."""
   hospitals = schema.hospitals
 
   def summed(over):
     with federation.route(over):
-      return moments([remote_data.client_input(h, 'train') for h in over])
+      return moments([remote_data.client_input(h, 'train', extension=extension) for h in over])
 
   return scaling.standardizer_from_moments(
     mode,
     hospitals,
-    len(schema.feature_names),
+    width,
     hospital_moments=lambda h: summed([h]),
     federated_moments=lambda: summed(hospitals),
   )
@@ -85,32 +85,32 @@ def prepare(config):
 
 def _prepare(config, federation, features) -> Prepared:
   d = config.data
-  schema = fetch_schema(
-    federation,
-    d,
-    shard_format.describe_computation(features, d.label, d.num_classes, d.missing),
-    features,
-  )
+  reader = computations.format_of(config, features)
+  shape = computations.image_shape(config)
+  schema = fetch_schema(federation, d, reader.describe_computation(), features, shape)
   hospitals = schema.hospitals
   hospitals_fn = settings.hospitals_per_round(
     hospitals, config.algorithm.clients_per_round, config.seed
   )
   privacy_plan = budget.plan(config, {h: schema.rows[h]['train'] for h in hospitals}, hospitals_fn)
   comps = computations.build(config, schema.feature_names, hospitals, privacy_plan)
-  standardizer = _standardizer(federation, schema, comps.moments, d.scaling)
+  width = computations.statistics(config, features)
+  standardizer = _standardizer(
+    federation, schema, comps.moments, d.scaling, width, reader.extension
+  )
   stats = {h: (standardizer.mean[h], standardizer.std[h]) for h in hospitals}
   notes = _undefined_notes(schema)
   return Prepared(
-    task=RemoteTask(schema, standardizer, config.model.to_dict(), config.seed),
+    task=RemoteTask(
+      schema, standardizer, config.model.to_dict(), config.seed, shape or (len(features),)
+    ),
     schema=schema,
     process=comps.process,
     datasets_fn=_inputs_fn(config, schema, stats, comps),
     hospitals_fn=hospitals_fn,
     evaluator=evaluation.FederatedEvaluator(
       comps.evaluation,
-      {
-        h: remote_data.client_input(h, 'test', mean=stats[h][0], std=stats[h][1]) for h in hospitals
-      },
+      {h: _test_input(h, *stats[h], extension=reader.extension) for h in hospitals},
       notes,
       route=federation.route,
     ),
@@ -120,6 +120,11 @@ def _prepare(config, federation, features) -> Prepared:
     privacy_plan=privacy_plan,
     route=federation.route,
   )
+
+
+def _test_input(hospital: str, mean, std, extension: str) -> str:
+  """The client input of `hospital`'s test shard, standardized with its statistics."""
+  return remote_data.client_input(hospital, 'test', mean=mean, std=std, extension=extension)
 
 
 def _undefined_notes(schema) -> dict:
@@ -144,6 +149,7 @@ def _inputs_fn(config, schema, stats, comps):
       rows=schema.rows[h]['train'],
       mean=stats[h][0],
       std=stats[h][1],
+      extension=comps.shard_format.extension,
     )
 
   def specs(round_num, round_hospitals):

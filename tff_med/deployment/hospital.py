@@ -26,8 +26,7 @@ import grpc
 import tensorflow_federated as tff
 
 from tff_med import runtime, stale_files
-from tff_med.data import shards
-from tff_med.deployment import certificates, tls_identity, worker_namespace
+from tff_med.deployment import npz_view, certificates, tls_identity, worker_namespace
 from tff_med.deployment.approvals import Approvals
 from tff_med.deployment.gate import Gate
 from tff_med.errors import ConfigError
@@ -88,7 +87,7 @@ def check(config: HospitalConfig) -> tuple[list[str], Approvals | None]:
       certificates.load_revocation_list(config.tls_crl, config.tls_ca)
   if not os.path.isdir(config.data_root):
     raise ConfigError(f'--data_root {config.data_root} is not a directory')
-  hospitals = shards.check_csv_shards(config.data_root)
+  hospitals = npz_view.check_shards(config.data_root)
   if config.tls:
     tls_identity.check_names(config.tls_cert, hospitals)
   if config.allow_unapproved == bool(config.approved):
@@ -124,6 +123,7 @@ class HospitalWorker:
     self.worker_port = 0
     self.isolated = False
     self._socket_dir = ''
+    self._npz_view = ''  # The worker's tensor files of .npz shards (npz_view), if any.
 
   def start(self) -> None:
     """Starts the worker and the gate, and waits until the worker answers.
@@ -144,9 +144,10 @@ class HospitalWorker:
       target = f'unix:{path}'
     else:
       wrapper, target = (), f'127.0.0.1:{self.worker_port}'
-    self.process = runtime.start_worker(
-      self.worker_port, cwd=os.path.abspath(c.data_root), wrapper=wrapper
-    )
+    cwd = os.path.abspath(c.data_root)
+    if npz_view.is_npz_root(c.data_root):
+      cwd = self._npz_view = npz_view.write_view(c.data_root, self.hospitals)
+    self.process = runtime.start_worker(self.worker_port, cwd=cwd, wrapper=wrapper)
     channel = grpc.insecure_channel(target)
     try:
       stub = tff.framework.RemoteExecutorGrpcStub(channel)
@@ -192,9 +193,10 @@ class HospitalWorker:
         with contextlib.suppress(OSError):
           os.remove(self.process.log_path)
       self.process = None
-    if self._socket_dir:
-      shutil.rmtree(self._socket_dir, ignore_errors=True)
-      self._socket_dir = ''
+    for directory in (self._socket_dir, self._npz_view):
+      if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+    self._socket_dir = self._npz_view = ''
 
 
 def raise_file_limit() -> int:

@@ -2,7 +2,7 @@
 
 A client input names a shard file relative to the worker's data root, the
 shuffle seed, the row count and the standardization statistics to apply
-('cleveland/train.csv|seed|rows|mean;..|std;..'). The computations that read
+('cleveland/train.csv|seed|rows|mean;..|std;..'; '.npz' for image shards). The computations that read
 it, at the hospital, are `shard_format`'s; the gate admits no other string.
 """
 
@@ -16,19 +16,21 @@ SPLITS = ('train', 'test')
 
 _NUMBER = r'-?[0-9.eE+-]+|nan|inf'
 _CLIENT_INPUT = re.compile(
-  rf'(?P<hospital>[A-Za-z0-9_.-]+)/(?P<split>train|test)\.csv\|[0-9]+\|[0-9]+'
+  rf'(?P<hospital>[A-Za-z0-9_.-]+)/(?P<split>train|test)\.(?:csv|npz)\|[0-9]+\|[0-9]+'
   rf'\|(?:(?:{_NUMBER})(?:;(?:{_NUMBER}))*)?\|(?:(?:{_NUMBER})(?:;(?:{_NUMBER}))*)?'
 )
 
 
-def client_input(hospital: str, split: str, *, seed=0, rows=0, mean=(), std=()) -> str:
+def client_input(
+  hospital: str, split: str, *, seed=0, rows=0, mean=(), std=(), extension='csv'
+) -> str:
   """The string a hospital's worker turns into its `split` dataset (statistics: float64)."""
 
   def numbers(values):
     return ';'.join(repr(float(v)) for v in values)
 
   return SEPARATOR.join(
-    [f'{hospital}/{split}.csv', str(seed), str(rows), numbers(mean), numbers(std)]
+    [f'{hospital}/{split}.{extension}', str(seed), str(rows), numbers(mean), numbers(std)]
   )
 
 

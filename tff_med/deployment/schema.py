@@ -43,11 +43,11 @@ class RemoteSchema:
     return list(self.rows)
 
 
-def _describe(federation: RemoteFederation, hospital: str, split: str, describe):
-  path = f'{hospital}/{split}.csv'
+def _describe(federation: RemoteFederation, hospital: str, split: str, describe, extension):
+  path = f'{hospital}/{split}.{extension}'
   try:
     with federation.route([hospital]):
-      header, *counts = describe(remote_data.client_input(hospital, split))
+      header, *counts = describe(remote_data.client_input(hospital, split, extension=extension))
   except DeploymentError:
     raise
   except Exception as e:  # The worker's error arrives as a gRPC error with its message.
@@ -79,6 +79,17 @@ def _features(columns, expected) -> tuple[str, ...]:
   return tuple(expected)
 
 
+def _check_image_shapes(described, image_shape) -> None:
+  expected = tuple(str(d) for d in image_shape)
+  for hospital, path, shape in described:
+    if shape != expected:
+      raise ShardError(
+        f'images are {"x".join(shape)}, not data.image_shape {"x".join(expected)}',
+        hospital=hospital,
+        file=path,
+      )
+
+
 def _bad_row_error(data_config, names, hospital, path, bad_row, bad_column, columns):
   label, num_classes = data_config.label, data_config.num_classes
   if bad_row < 0:
@@ -96,12 +107,15 @@ def _bad_row_error(data_config, names, hospital, path, bad_row, bad_column, colu
   return ShardError(what, hospital=hospital, file=path, column=names[bad_column], row=bad_row)
 
 
-def fetch_schema(federation: RemoteFederation, data_config, describe, features) -> RemoteSchema:
+def fetch_schema(
+  federation: RemoteFederation, data_config, describe, features, image_shape=()
+) -> RemoteSchema:
   """Asks every hospital's worker for its shards' schema and checks that they agree.
 
   `describe` is the run's `shard_format.ShardFormat.describe_computation()`,
   built for `features` (the plan's), the label, its classes and the
-  missing-value policy. A policy that drops or imputes rows is logged per file
+  missing-value policy; with `image_shape`, `npz_format.NpzFormat`'s, whose
+  header is each shard's image shape. A policy that drops or imputes rows is logged per file
   with the counts the hospital reports, as the simulation logs them.
 
   Raises:
@@ -115,17 +129,22 @@ def fetch_schema(federation: RemoteFederation, data_config, describe, features) 
   for hospital in federation.hospitals:
     rows[hospital], counts[hospital] = {}, {}
     for split in SPLITS:
+      extension = 'npz' if image_shape else 'csv'
       header, n, histogram, bad_row, bad_column, with_gaps = _describe(
-        federation, hospital, split, describe
+        federation, hospital, split, describe, extension
       )
-      path = f'{hospital}/{split}.csv'
+      path = f'{hospital}/{split}.{extension}'
       described.append((hospital, path, tuple(c.strip() for c in header.split(','))))
       bad_rows.append((hospital, path, bad_row, bad_column))
       rows[hospital][split], counts[hospital][split] = n, histogram
       _log_policy(data_config.missing, hospital, path, n, with_gaps)
-  shards.check_same_columns(described)
-  columns = described[0][2]
-  features = _features(columns, features)
+  if image_shape:
+    _check_image_shapes(described, image_shape)
+    columns = tuple(features)
+  else:
+    shards.check_same_columns(described)
+    columns = described[0][2]
+    features = _features(columns, features)
   names = (*features, data_config.label)
   for (hospital, path, bad_row, bad_column), (_, _, cols) in zip(bad_rows, described, strict=True):
     if bad_row:
@@ -156,26 +175,27 @@ class RemoteTask:
   standardizer: object
   model_config: dict
   seed: int
+  input_shape: tuple[int, ...]
 
   def keras_model(self) -> tf.keras.Model:
     """A fresh, seeded, uncompiled Keras model."""
-    return keras_model(
-      self.model_config, len(self.schema.feature_names), self.schema.num_classes, self.seed
-    )
+    return keras_model(self.model_config, self.input_shape, self.schema.num_classes, self.seed)
 
 
-def keras_model(model_config: dict, num_features: int, num_classes: int, seed: int):
-  """A fresh, seeded, uncompiled Keras model for rows of `num_features` features."""
+def keras_model(model_config: dict, input_shape: tuple[int, ...], num_classes: int, seed: int):
+  """A fresh, seeded, uncompiled Keras model for examples of `input_shape`."""
   config = dict(model_config)
-  return models.build_model(config.pop('name'), (num_features,), num_classes, seed=seed, **config)
+  return models.build_model(
+    config.pop('name'), tuple(input_shape), num_classes, seed=seed, **config
+  )
 
 
-def model_fn(model_config: dict, num_features: int, num_classes: int, seed: int):
+def model_fn(model_config: dict, input_shape: tuple[int, ...], num_classes: int, seed: int):
   """A no-arg function returning a fresh `tff.learning.models.VariableModel`."""
   label_spec = (
     tf.TensorSpec([None, 1], tf.float32) if num_classes == 2 else tf.TensorSpec([None], tf.int32)
   )
-  spec = (tf.TensorSpec([None, num_features], tf.float32), label_spec)
+  spec = (tf.TensorSpec([None, *input_shape], tf.float32), label_spec)
   return task_lib.variable_model_fn(
-    lambda: keras_model(model_config, num_features, num_classes, seed), spec, num_classes
+    lambda: keras_model(model_config, input_shape, num_classes, seed), spec, num_classes
   )

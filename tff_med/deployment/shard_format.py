@@ -50,7 +50,7 @@ def _positions(header, names):
   return tf.argmax(tf.cast(equal, tf.int32), axis=1, output_type=tf.int32), found
 
 
-def _first(mask):
+def first_row(mask):
   """1-based index of the first True in `mask`, 0 when none."""
   where = tf.cast(tf.where(mask), tf.int64)
   return tf.cond(tf.size(where) > 0, lambda: where[0, 0] + 1, lambda: tf.constant(0, tf.int64))
@@ -64,6 +64,7 @@ class ShardFormat:
   label: str
   num_classes: int
   missing: str = 'error'  # data.missing: 'error', 'drop_rows' or 'impute_mean'
+  extension = 'csv'  # Of the shard files the client inputs name.
 
   def describe_computation(self):
     """client input -> (header, rows kept, label histogram, bad row, bad column, rows with gaps).
@@ -110,14 +111,14 @@ class ShardFormat:
       if self.missing == 'error':
         bad = bad | feature_gap
         padded = tf.concat([gaps[:, :width], tf.zeros([1, width], tf.bool)], 0)
-        first = _first(bad)
+        first = first_row(bad)
         row_gaps = padded[tf.where(first > 0, first - 1, tf.cast(tf.size(label), tf.int64))]
         column = tf.where(
           tf.reduce_any(row_gaps),
           tf.argmax(tf.cast(row_gaps, tf.int32), output_type=tf.int64),
           column,
         )
-      bad_row = tf.where(label_found, _first(bad), tf.constant(-1, tf.int64))
+      bad_row = tf.where(label_found, first_row(bad), tf.constant(-1, tf.int64))
       labels = tf.cast(tf.boolean_mask(label, keep & valid), tf.int32)
       histogram = tf.math.bincount(
         labels, minlength=self.num_classes, maxlength=self.num_classes, dtype=tf.int64

@@ -22,6 +22,34 @@ def _model(model) -> dict:
   }
 
 
+FILES = {
+  False: '<hospital>/train.csv and <hospital>/test.csv under the data root',
+  True: (
+    '<hospital>/train.npz and test.npz (or MedMNIST data.npz) under the data root, read by '
+    'the hospital worker at start into tensor files in a private directory'
+  ),
+}
+
+
+def _features(config, features):
+  shape = config.data.get('image_shape')
+  if config.data.source == 'npz' and shape:
+    return f'images of {"x".join(map(str, shape))} ({len(features)} values each)'
+  return list(features)
+
+
+def _image_shape(config) -> dict:
+  shape = config.data.get('image_shape')
+  return {'image_shape': list(shape)} if config.data.source == 'npz' and shape else {}
+
+
+def _statistics(config, features) -> str:
+  shape = config.data.get('image_shape')
+  if config.data.source == 'npz' and shape:
+    return f'{shape[-1]} channels (over every pixel)'
+  return f'{len(features)} features'
+
+
 MISSING = {
   'error': 'refused: a row with a missing value stops the study, naming the row',
   'drop_rows': 'rows with a missing value are left out, at the hospital',
@@ -76,8 +104,9 @@ def summarize(config, hospitals: list[str], features, model) -> dict:
     'study': {'name': config.name, 'seed': config.seed, 'rounds': config.training.rounds},
     'hospitals': list(hospitals),
     'reads': {
-      'files': '<hospital>/train.csv and <hospital>/test.csv under the data root',
-      'features': list(features),
+      'files': FILES[d.source == 'npz'],
+      'features': _features(config, features),
+      **_image_shape(config),
       'label': d.label,
       'classes': classes,
       'missing_values': MISSING[d.missing],
@@ -115,7 +144,7 @@ def summarize(config, hospitals: list[str], features, model) -> dict:
         f'(counts 1 to {shard_format.MIN_COUNT - 1} shown as "fewer than {shard_format.MIN_COUNT}")'
       ),
       'moments': (
-        f'the count, sum and sum of squares of each of the {len(features)} features '
+        f'the count, sum and sum of squares of each of the {_statistics(config, features)} '
         'over the training shard (for standardization)'
       ),
       'per_round': (
