@@ -13,7 +13,7 @@ round builds fresh datasets, as training does):
 * iterate on the worker: a TFF computation that only walks every hospital's
   batches (includes the two dataset pieces and the empty round's plumbing);
 * the same, the worker reading the shards tff_med keeps for it
-  (`tff_med/data/resident.py`; no datasets built or serialized here);
+  (`tff_med/clients/resident.py`; no datasets built or serialized here);
 * iterate in-process: the same walk in a `tf.function` in this process;
 * full round: `process.next`, with datasets shipped and with resident shards
   (what `experiments.train` runs).

@@ -9,7 +9,7 @@ weighted by examples, run six or seven ways in one process on the same batches:
 
 * tff_med: the learning process the main job builds (TFF, DATASET_ITERATOR loop),
   its worker reading each hospital's shard from the files tff_med keeps for it
-  (`tff_med/data/resident.py`): a round sends a path and a seed per hospital;
+  (`tff_med/clients/resident.py`): a round sends a path and a seed per hospital;
 * tff_med, datasets shipped: the same process handed `tf.data` pipelines built
   in this process each round (tff_med before the shards stayed with the worker);
 * TFF default: `build_weighted_fed_avg` with TFF's default DATASET_REDUCE loop;

@@ -25,8 +25,6 @@ from tff_med.deployment.remote_data import SEPARATOR
 # The smallest label count a hospital discloses; 1..MIN_COUNT-1 is reported as SUPPRESSED.
 MIN_COUNT = 5
 SUPPRESSED = -1
-# A label cell the hospital accepts: a whole number, optionally written as '1.0'.
-_WHOLE_NUMBER = r'\s*[0-9]+(\.0*)?\s*'
 # The training-split input of an attacked run's loader: the label-flip flag and the client input.
 FLIP_INPUT = tff.StructType([('flip', np.int32), ('data', np.str_)])
 
@@ -100,9 +98,9 @@ class ShardFormat:
       feature_gap = tf.reduce_any(gaps[:, :width], axis=1)
       label_gap = gaps[:, width]
       label = values[:, width]
-      valid = tf.strings.regex_full_match(cells[:, width], _WHOLE_NUMBER) & (
-        label < self.num_classes
-      )
+      # As the simulation's `targets.ClassLabel.check`: a whole number among the classes.
+      valid = ~label_gap & tf.equal(label, tf.round(label)) & (label >= 0)
+      valid = valid & (label < self.num_classes)
       keep = tf.ones_like(valid)
       if self.missing == 'drop_rows':
         keep = ~(feature_gap | label_gap)

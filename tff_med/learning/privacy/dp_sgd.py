@@ -9,7 +9,7 @@ standard deviation `noise_multiplier * l2_norm_clip`, divides by the batch size
 and hands the noisy gradient to the client optimizer (any optimizer is
 post-processing). The update that leaves the hospital is therefore
 differentially private with respect to each of its training records;
-`privacy_accounting` turns the noise, sampling rate and steps into epsilon.
+`privacy.accounting` turns the noise, sampling rate and steps into epsilon.
 
 Each hospital's noise multiplier and noise seed travel next to its data as a
 one-element dataset (`params_dataset`; TFF client works take only sequences):
