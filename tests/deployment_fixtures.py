@@ -11,8 +11,11 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 from tff_med import runtime
 from tff_med.deployment import approvals, plan
+from tff_med.run import export
 
 ROOT = os.path.join(os.path.dirname(__file__), '..')
 
@@ -99,3 +102,11 @@ def approve(config, approved: str, plan_dir: str) -> plan.Plan:
   exported = plan.export_plan(config, plan_dir)
   approvals.approve(plan_dir, approved)
   return exported
+
+
+def assert_same_model(workdir_a: str, workdir_b: str, atol: float = 1e-5) -> None:
+  """The models two runs exported have the same weights (within `atol`)."""
+  model_a, _ = export.load_exported(workdir_a)
+  model_b, _ = export.load_exported(workdir_b)
+  for a, b in zip(model_a.get_weights(), model_b.get_weights(), strict=True):
+    np.testing.assert_allclose(a, b, atol=atol)

@@ -5,11 +5,15 @@ import signal
 import socket
 import time
 
-import numpy as np
 import pytest
 
 from configs import heart_disease
-from tests.deployment_fixtures import HospitalProcess, approve, split_heart_shards
+from tests.deployment_fixtures import (
+  HospitalProcess,
+  assert_same_model,
+  approve,
+  split_heart_shards,
+)
 from tff_med import experiment, runtime
 from tff_med.data import heart_disease as heart_data
 from tff_med.deployment import (
@@ -22,7 +26,6 @@ from tff_med.deployment import (
 )
 from tff_med.deployment.federation import DeploymentError, RemoteFederation
 from tff_med.errors import ConfigError, ShardError
-from tff_med.run import export
 
 pytestmark = pytest.mark.slow  # hospital workers as subprocesses
 
@@ -98,10 +101,7 @@ def test_an_approved_plan_runs_remotely_as_in_simulation_without_the_coordinator
   simulated_config = heart_disease.get_config('smoke')
   simulated_config.data.root = heart_root
   simulated = experiment.train(simulated_config, str(tmp_path / 'sim'), print_fn=lambda _: None)
-  remote_model, _ = export.load_exported(str(tmp_path / 'remote'))
-  sim_model, _ = export.load_exported(str(tmp_path / 'sim'))
-  for r, s in zip(remote_model.get_weights(), sim_model.get_weights(), strict=True):
-    np.testing.assert_allclose(r, s, atol=1e-5)
+  assert_same_model(str(tmp_path / 'remote'), str(tmp_path / 'sim'))
   for name in HOSPITALS + ['all']:
     for metric in ('loss', 'accuracy'):
       assert remote.loop.final_eval[name][metric] == pytest.approx(

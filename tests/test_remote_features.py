@@ -10,16 +10,14 @@ import os
 import re
 import tempfile
 
-import numpy as np
 import pytest
 
 from configs import heart_disease, image_shards
-from tests.deployment_fixtures import HospitalProcess, split_heart_shards
+from tests.deployment_fixtures import HospitalProcess, assert_same_model, split_heart_shards
 from tests.shard_fixtures import write_digit_shards
 from tff_med import experiment
 from tff_med.data import heart_disease as heart_data
 from tff_med.errors import ConfigError, ShardError
-from tff_med.run import export
 
 pytestmark = pytest.mark.slow  # hospital workers as subprocesses
 
@@ -88,10 +86,7 @@ def _train_both(root, workers, tmp_path, **settings):
   sim_config, remote_config = _configs(root, workers, **settings)
   sim = experiment.train(sim_config, str(tmp_path / 'sim'), print_fn=lambda _: None)
   remote = experiment.train(remote_config, str(tmp_path / 'remote'), print_fn=lambda _: None)
-  sim_model, _ = export.load_exported(str(tmp_path / 'sim'))
-  remote_model, _ = export.load_exported(str(tmp_path / 'remote'))
-  for r, s in zip(remote_model.get_weights(), sim_model.get_weights(), strict=True):
-    np.testing.assert_allclose(r, s, atol=1e-5)
+  assert_same_model(str(tmp_path / 'remote'), str(tmp_path / 'sim'))
   for name in HOSPITALS + ['all']:
     assert remote.loop.final_eval[name]['loss'] == pytest.approx(
       sim.loop.final_eval[name]['loss'], abs=1e-5
@@ -153,10 +148,7 @@ def test_image_shards_train_remotely_as_in_simulation(tmp_path):
   finally:
     for p in processes:
       p.stop()
-  sim_model, _ = export.load_exported(str(tmp_path / 'sim'))
-  remote_model, _ = export.load_exported(str(tmp_path / 'remote'))
-  for r, s in zip(remote_model.get_weights(), sim_model.get_weights(), strict=True):
-    np.testing.assert_allclose(r, s, atol=1e-5)
+  assert_same_model(str(tmp_path / 'remote'), str(tmp_path / 'sim'))
   assert remote.loop.final_eval['all']['accuracy'] == pytest.approx(
     sim.loop.final_eval['all']['accuracy'], abs=1e-6
   )
