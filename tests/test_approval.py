@@ -17,7 +17,8 @@ from tests.deployment_fixtures import HospitalProcess, approve
 from tests.test_deployment import HOSPITALS, remote_config, spec
 from tff_med import experiment, runtime
 from tff_med.data import heart_disease as heart_data
-from tff_med.deployment import remote_data, shard_format
+from tff_med.deployment import remote_data
+from tff_med.deployment.shard_format import ShardFormat
 from tff_med.deployment.federation import RemoteFederation
 from tff_med.errors import ConfigError, DeploymentError
 
@@ -85,10 +86,10 @@ def test_a_computation_reading_files_is_refused_and_nothing_leaves(site, target)
 def test_an_approved_computation_with_one_constant_changed_is_refused(site):
   worker, _ = site
   # The approved describe computation, asking for another column's histogram.
-  describe_age = shard_format.describe_computation(heart_data.FEATURES, 'age', 100)
+  describe_age = ShardFormat(heart_data.FEATURES, 'age', 100).describe_computation()
   with pytest.raises(DeploymentError, match=_REFUSED):
     _call_at_cleveland(worker, describe_age, remote_data.client_input('cleveland', 'train'))
-  approved_describe = shard_format.describe_computation(heart_data.FEATURES, 'heart_disease', 2)
+  approved_describe = ShardFormat(heart_data.FEATURES, 'heart_disease', 2).describe_computation()
   header, rows, histogram, bad_row, *_ = _call_at_cleveland(
     worker, approved_describe, remote_data.client_input('cleveland', 'train')
   )
@@ -107,7 +108,7 @@ def test_an_approved_computation_with_one_constant_changed_is_refused(site):
 )
 def test_shard_names_outside_the_validated_hospitals_are_refused(site, name):
   worker, _ = site
-  approved_describe = shard_format.describe_computation(heart_data.FEATURES, 'heart_disease', 2)
+  approved_describe = ShardFormat(heart_data.FEATURES, 'heart_disease', 2).describe_computation()
   with pytest.raises(DeploymentError, match='refuses the input .* names no shard'):
     _call_at_cleveland(worker, approved_describe, name)
 

@@ -21,9 +21,9 @@ from tff_med.deployment import (
   hospital,
   remote_data,
   schema,
-  shard_format,
   worker_namespace,
 )
+from tff_med.deployment.shard_format import ShardFormat
 from tff_med.deployment.federation import DeploymentError, RemoteFederation
 from tff_med.errors import ConfigError, ShardError
 
@@ -123,7 +123,7 @@ def test_a_development_worker_says_so_for_every_computation_it_admits(workers):
   federation = RemoteFederation({'cleveland': workers['dev'].address})
   federation.connect()
   try:
-    describe = shard_format.describe_computation(heart_data.FEATURES, 'heart_disease', 2)
+    describe = ShardFormat(heart_data.FEATURES, 'heart_disease', 2).describe_computation()
     schema.fetch_schema(federation, heart_disease.get_config().data, describe, heart_data.FEATURES)
   finally:
     federation.close()
@@ -166,7 +166,7 @@ def test_a_worker_serves_whichever_label_the_plan_names(workers):
     data_config = heart_disease.get_config().data
     data_config.label = 'sex'
     features = tuple(c for c in (*heart_data.FEATURES, heart_data.LABEL) if c != 'sex')
-    describe = shard_format.describe_computation(features, 'sex', 2)
+    describe = ShardFormat(features, 'sex', 2).describe_computation()
     found = schema.fetch_schema(federation, data_config, describe, features)
   finally:
     federation.close()
@@ -257,7 +257,7 @@ def test_the_raw_worker_port_is_unreachable_from_outside_its_namespace(heart_roo
     federation.connect()  # Through the gate, the worker answers.
     try:
       with federation.route(['cleveland']):
-        describe = shard_format.describe_computation(heart_data.FEATURES, 'heart_disease', 2)
+        describe = ShardFormat(heart_data.FEATURES, 'heart_disease', 2).describe_computation()
         _, rows, *_ = describe(remote_data.client_input('cleveland', 'train'))
     finally:
       federation.close()

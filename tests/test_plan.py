@@ -26,8 +26,8 @@ from tff_med.deployment import (
   hospital,
   plan,
   remote_data,
-  shard_format,
 )
+from tff_med.deployment.shard_format import ShardFormat
 from tff_med.deployment.gate import Gate, Refused
 from tff_med.errors import ConfigError, ShardError
 
@@ -67,7 +67,7 @@ def test_the_summary_says_what_leaves_each_hospital(exported):
 
 def test_fingerprints_ignore_tracing_history_but_not_constants():
   def parts(label):
-    comp = shard_format.describe_computation(heart_data.FEATURES, label, 2)
+    comp = ShardFormat(heart_data.FEATURES, label, 2).describe_computation()
     return [fingerprint.fingerprint(p) for _, p, _ in computations.worker_parts(comp)]
 
   first = parts('heart_disease')
@@ -200,11 +200,11 @@ def test_the_gate_judges_every_value_a_coordinator_sends(exported, tmp_path):
     at_clients = tff.FederatedType(np.str_, tff.CLIENTS)
     with pytest.raises(Refused, match='names no shard'):  # Nested in a federated value too.
       gate.check_value(_request(['cleveland/test.csv|0|0||', '/etc/passwd'], at_clients))
-    described = shard_format.describe_computation(heart_data.FEATURES, 'heart_disease', 2)
+    described = ShardFormat(heart_data.FEATURES, 'heart_disease', 2).describe_computation()
     for _, proto, _ in computations.worker_parts(described):
       request = executor_pb2.CreateValueRequest(value=executor_pb2.Value(computation=proto))
       gate.check_value(request.SerializeToString())
-    other = shard_format.describe_computation(heart_data.FEATURES, 'age', 2)
+    other = ShardFormat(heart_data.FEATURES, 'age', 2).describe_computation()
     *_, (_, proto, _) = computations.worker_parts(other)  # after_merge reads the shard.
     with pytest.raises(Refused, match='refuses computation'):
       request = executor_pb2.CreateValueRequest(value=executor_pb2.Value(computation=proto))

@@ -35,7 +35,7 @@ def is_npz_root(root: str) -> bool:
 
 def check_shards(root: str) -> list[str]:
   """What a hospital checks at start, for either kind of shard; returns the hospitals."""
-  return check(root) if is_npz_root(root) else shards.check_csv_shards(root)
+  return _check_npz(root) if is_npz_root(root) else shards.check_csv_shards(root)
 
 
 def image_shape(root: str, hospital: str, split: str) -> tuple[int, ...]:
@@ -43,7 +43,7 @@ def image_shape(root: str, hospital: str, split: str) -> tuple[int, ...]:
   return tuple(npz_shards.read_split(root, hospital, split)[0].shape[1:])
 
 
-def check(root: str) -> list[str]:
+def _check_npz(root: str) -> list[str]:
   """Reads and checks every hospital's shards (images, labels whole and >= 0); returns them."""
   hospitals = layout.discover_hospitals(root)
   for hospital in hospitals:

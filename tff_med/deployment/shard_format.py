@@ -239,8 +239,3 @@ class ShardFormat:
       return examples.map(lambda x, y: x)
 
     return load_features
-
-
-def describe_computation(features, label: str, num_classes: int, missing: str = 'error'):
-  """The describe computation of a `ShardFormat` with these settings."""
-  return ShardFormat(tuple(features), label, num_classes, missing).describe_computation()
