@@ -38,7 +38,8 @@ DIRECTORY_PREFIX = 'tff_med_shards_'
 TRAIN_INPUT = tff.StructType([('path', np.str_), ('seed', np.int64)])
 
 
-def _write_tensor(path: str, array: np.ndarray) -> None:
+def write_tensor(path: str, array: np.ndarray) -> None:
+  """Writes `array` as a serialized tensor a TFF worker reads with `tf.io.parse_tensor`."""
   with open(path, 'wb') as f:
     f.write(tf.io.serialize_tensor(array).numpy())
 
@@ -69,8 +70,8 @@ class ResidentShards:
       # By position, not name: hospital ids come from directory names.
       base = os.path.join(directory, str(index))
       for split in SPLITS:
-        _write_tensor(f'{base}_{split}.x', getattr(shard, f'x_{split}'))
-        _write_tensor(
+        write_tensor(f'{base}_{split}.x', getattr(shard, f'x_{split}'))
+        write_tensor(
           f'{base}_{split}.y', client_data.labels(getattr(shard, f'y_{split}'), data.num_classes)
         )
       self._paths[shard.hospital] = base

@@ -15,9 +15,8 @@ from __future__ import annotations
 import os
 import tempfile
 
-import tensorflow as tf
-
 from tff_med import stale_files
+from tff_med.clients import resident
 from tff_med.data import layout, npz_shards, shards
 from tff_med.errors import ShardError
 
@@ -78,7 +77,6 @@ def write_view(root: str, hospitals: list[str]) -> str:
     for split in ('train', 'test'):
       x, y = _checked(root, hospital, split)
       base = os.path.join(directory, hospital, f'{split}.npz')
-      for suffix, array in (('.x', x), ('.y', y)):
-        with open(base + suffix, 'wb') as f:
-          f.write(tf.io.serialize_tensor(array).numpy())
+      resident.write_tensor(base + '.x', x)
+      resident.write_tensor(base + '.y', y)
   return directory
