@@ -21,6 +21,7 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
 from tff_med import runtime
+from tff_med.contexts import execution_context
 from tff_med.learning import algorithms
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
@@ -41,7 +42,7 @@ def main(argv):
   datasets_fn = jobs.datasets_fn(task, config)
   process = algorithms.build_learning_process(task.model_fn(), config.algorithm, 4)
   workers = {s: runtime.OwnedWorker(max_concurrent_computation_calls=s) for s in settings}
-  contexts = {s: runtime.execution_context(w.stub) for s, w in workers.items()}
+  contexts = {s: execution_context(w.stub) for s, w in workers.items()}
   stack = tff.framework.get_context_stack()
   times = {s: [] for s in settings}
   try:

@@ -106,7 +106,18 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   config.deployment.tls_key = ''  # consortium CA (experiments.make_certificates);
   config.deployment.tls_ca = ''  # empty: plain gRPC (a trusted network only).
   config.deployment.ready_timeout = 30.0  # Seconds for every worker to answer at start.
-  config.deployment.call_timeout = 300.0  # Seconds a round may take before giving up.
+  # The round deadline: a hospital whose part of a call has not returned by then is
+  # dropped from the round (a crashed worker is dropped at once, its connection broken).
+  config.deployment.call_timeout = 300.0
+  # A dropped hospital's worker is probed at the start of each later round and rejoins
+  # if it answers within this many seconds.
+  config.deployment.probe_timeout = 5.0
+  # The fewest hospitals a round may have when some drop out; a round that loses more is
+  # not applied and the run stops (rerun to resume). Unset: every hospital, every round.
+  config.deployment.min_hospitals = ml_collections.config_dict.placeholder(int)
+  # Simulation only: hospitals absent in given rounds, to ask what an unreliable site
+  # costs, e.g. 'hungary@2-4,va_long_beach@p0.2' (p: a seeded probability per round).
+  config.deployment.simulate_dropout = ''
   # The plan the hospitals approved (experiments.plan --out=DIR): the run is checked
   # against it before connecting, naming what differs. Empty: the gates decide alone.
   config.deployment.plan = ''

@@ -9,7 +9,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / 'tff_med'
 # Each layer may import only the layers listed after it (and itself).
 LAYERS = ['study', 'experiment', 'deployment', 'run', 'survival', 'learning', 'clients', 'data']
-BASE = {'errors', 'runtime', 'stale_files'}  # importable from anywhere
+BASE = {'errors', 'runtime', 'contexts', 'stale_files'}  # importable from anywhere
 
 
 def _module_name(path: pathlib.Path) -> str:

@@ -9,7 +9,7 @@ from tests.deployment_fixtures import HospitalProcess
 from tests.test_deployment import HOSPITALS, remote_config
 from tff_med import experiment
 from tff_med.data import heart_disease as heart_data
-from tff_med.deployment import certificates, federation, hospital, tls_identity
+from tff_med.deployment import certificates, hospital, tls_identity, worker_link
 from tff_med.deployment.federation import DeploymentError
 from tff_med.errors import ConfigError
 
@@ -161,7 +161,7 @@ def test_a_thousand_idle_connections_do_not_lock_the_coordinator_out(tls_worker,
     tls = tls_identity.TlsFiles(
       str(ok / 'coordinator.pem'), str(ok / 'coordinator.key'), str(ok / 'ca.pem')
     )
-    assert federation.tls_preflight(tls_worker.address, tls, timeout=10, name='cleveland') is None
+    assert worker_link.tls_preflight(tls_worker.address, tls, timeout=10, name='cleveland') is None
   finally:
     for s in idle:
       s.close()

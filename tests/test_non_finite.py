@@ -14,6 +14,7 @@ from tff_med.errors import NonFiniteUpdateError
 from tff_med.learning import algorithms, fused
 from tff_med.learning import task as task_lib
 from tff_med.run import stopping
+from tff_med.run.attendance import Attendance
 from tff_med.run.loop import run_rounds
 
 
@@ -72,6 +73,7 @@ def _run(tmp_path, on_non_finite, engine, broken=('beta',)):
       release_manager=memory,
       stopping=stopping.StoppingRule('eval/all/auc'),
       on_non_finite=on_non_finite,
+      attendance=Attendance(['alpha', 'beta']),
     )
   return result, memory
 

@@ -64,6 +64,19 @@ def test_main_job_prints_rounds_and_the_table_and_nothing_else(main_job):
   assert 'Traceback' not in result.stderr and 'Unable to register' not in result.stderr
 
 
+def test_a_simulated_dropout_runs_as_the_readme_prints_it(tmp_path):
+  result = run(
+    'uv run python -m experiments.train --config=configs/heart_disease.py:smoke '
+    '--config.deployment.min_hospitals=2 '
+    '--config.deployment.simulate_dropout=hungary@2-4,va_long_beach@p0.1 '
+    f'--workdir={tmp_path}'
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'missing: hungary' in result.stdout and 'hungary missed rounds 2' in result.stdout
+  participation = json.loads((tmp_path / 'results.json').read_text())['participation']
+  assert participation['rounds_missed']['hungary'] == [2]
+
+
 def _get(url: str):
   with urllib.request.urlopen(url, timeout=10) as response:
     return json.loads(response.read())

@@ -63,6 +63,20 @@ class DeploymentError(UserError, RuntimeError):
   """A hospital's worker cannot be reached, is not ready, or lacks its shard."""
 
 
+class HospitalsUnavailable(DeploymentError):
+  """Hospitals that cannot take part in a call: their worker went away, or they are out.
+
+  Attributes:
+    hospitals: The hospitals concerned.
+    reason: Why, in words (e.g. 'no answer within 10 s').
+  """
+
+  def __init__(self, hospitals: list[str], reason: str):
+    self.hospitals = list(hospitals)
+    self.reason = reason
+    super().__init__(f'{", ".join(self.hospitals)}: {reason}')
+
+
 def unknown_name_error(kind: str, name: str, valid) -> ConfigError:
   """Returns an error naming the bad `name` of `kind` and the valid choices."""
   return ConfigError(f'Unknown {kind} {name!r}; valid {kind}s are: {", ".join(sorted(valid))}.')

@@ -25,10 +25,11 @@ def train(config, workdir: str, *, print_fn=print) -> RunResult:
 
   Raises:
     ConfigError, ShardError: Bad config or data, before any training.
-    DeploymentError: A hospital's worker is unreachable, refuses, or stops answering.
+    DeploymentError: A hospital's worker is unreachable or refuses; or hospitals drop
+      out until fewer than `deployment.min_hospitals` remain.
   """
-  settings.validate_training(config)
   remote = bool(config.get('deployment') and config.deployment.workers)
+  settings.validate_training(config, remote=remote)
   route = coordinator.prepare(config) if remote else simulated.prepare(config)
   with route as prepared:
     return sequence.execute(config, workdir, prepared, print_fn=print_fn)

@@ -11,7 +11,8 @@ from TFF's public pieces (`RemoteExecutorGrpcStub`, `RemoteExecutor`,
 * the kernel kills it if this process dies, even by SIGKILL (PR_SET_PDEATHSIG);
 * it stops on SIGINT (it ignores SIGTERM), even if this process inherited an
   ignored SIGINT from a shell that started it in the background;
-* leaving the `with` block (or interpreter exit) stops it and waits for it;
+* leaving the `with` block (or interpreter exit) stops it and waits for it,
+  and ends its context's thread (`contexts.stop_context_thread`);
 * importing this module replaces TFF's leaky default context with an owned one;
 * a worker that does not become ready within `ready_timeout` raises instead of
   waiting forever, quoting its log;
@@ -34,10 +35,8 @@ import time
 import grpc
 import tensorflow_federated as tff
 
-# Not exported by TFF; its test context is the only user (see execution_context).
-from tensorflow_federated.python.core.backends.test import compiler as test_compiler
-
 from tff_med import stale_files
+from tff_med.contexts import execution_context, stop_context_thread
 from tff_med.errors import WorkerError  # noqa: F401  (raised here; callers catch runtime.WorkerError)
 
 _PR_SET_PDEATHSIG = 1
@@ -178,41 +177,6 @@ def _tail(path: str, lines: int = 10) -> str:
     return ''.join(f.readlines()[-lines:])
 
 
-def _compile_with_emulated_secure_sum(comp):
-  # As TFF's test context (tff.backends.test) compiles: secure sums become plain sums.
-  comp = test_compiler.replace_secure_intrinsics_with_bodies(comp)
-  return tff.backends.native.desugar_and_transform_to_native(comp)
-
-
-def execution_context(
-  stub_fn, *, emulate_secure_sum: bool = False
-) -> tff.framework.SyncExecutionContext:
-  """Builds TFF's sync C++ execution context; `stub_fn` returns a ready stub.
-
-  With `emulate_secure_sum`, TFF's secure-sum intrinsics (used by
-  `tff.learning.secure_aggregator`) are compiled to ordinary sums exactly as
-  TFF's own test context does: the numerics of secure aggregation, none of its
-  security. TFF has no other runtime for them.
-  """
-
-  def stack_fn(cardinalities):
-    cardinalities.setdefault(tff.CLIENTS, 0)
-    executor = tff.framework.RemoteExecutor(stub_fn())
-    executor.set_cardinalities(cardinalities)
-    return executor
-
-  return tff.framework.SyncExecutionContext(
-    executor_fn=tff.framework.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn),
-    compiler_fn=(
-      _compile_with_emulated_secure_sum
-      if emulate_secure_sum
-      else tff.backends.native.desugar_and_transform_to_native
-    ),
-    transform_args=tff.tensorflow.transform_args,
-    transform_result=tff.tensorflow.transform_result,
-  )
-
-
 class OwnedWorker:
   """A worker started on first use and stopped by `stop()` or at interpreter exit."""
 
@@ -285,12 +249,13 @@ def local_runtime(
   worker = OwnedWorker(
     max_concurrent_computation_calls=max_concurrent_computation_calls, ready_timeout=ready_timeout
   )
+  context = execution_context(worker.stub, emulate_secure_sum=emulate_secure_sum)
   try:
-    context = execution_context(worker.stub, emulate_secure_sum=emulate_secure_sum)
     with tff.framework.get_context_stack().install(context):
       yield worker
   finally:
     worker.stop()
+    stop_context_thread(context)
     atexit.unregister(worker.stop)
 
 

@@ -46,7 +46,7 @@ def validate_deployment(config) -> dict[str, str]:
   tls = [d.tls_cert, d.tls_key, d.tls_ca]
   if any(tls) and not all(tls):
     raise ConfigError('mutual TLS needs all of deployment.tls_cert, tls_key and tls_ca')
-  for name in ('ready_timeout', 'call_timeout'):
+  for name in ('ready_timeout', 'call_timeout', 'probe_timeout'):
     if not d[name] > 0:
       raise ConfigError(f'deployment.{name} must be > 0 seconds, got {d[name]}')
   if config.data.missing not in shards.MISSING_POLICIES:

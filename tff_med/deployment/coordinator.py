@@ -51,7 +51,11 @@ def _federation(config, workers) -> RemoteFederation:
   d = config.deployment
   tls = TlsFiles(d.tls_cert, d.tls_key, d.tls_ca) if d.tls_cert else None
   return RemoteFederation(
-    workers, tls=tls, ready_timeout=d.ready_timeout, call_timeout=d.call_timeout
+    workers,
+    tls=tls,
+    ready_timeout=d.ready_timeout,
+    call_timeout=d.call_timeout,
+    probe_timeout=d.probe_timeout,
   )
 
 
@@ -119,6 +123,7 @@ def _prepare(config, federation, features) -> Prepared:
     stopping=settings.stopping_rule(config.training.stopping, hospitals),
     privacy_plan=privacy_plan,
     route=federation.route,
+    available=federation.available,
   )
 
 

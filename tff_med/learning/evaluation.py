@@ -17,6 +17,8 @@ import math
 import numpy as np
 import tensorflow_federated as tff
 
+from tff_med.errors import HospitalsUnavailable
+
 ALL = 'all'
 TWO_CLASS_METRICS = ('auc',)
 
@@ -81,18 +83,27 @@ class FederatedEvaluator:
   def hospitals(self) -> list[str]:
     return list(self._datasets)
 
-  def evaluate(self, model_weights) -> dict[str, dict[str, float]]:
-    """Returns {hospital or 'all': {metric: value}} for `model_weights`."""
+  def evaluate(self, model_weights, absent=()) -> dict[str, dict[str, float]]:
+    """Returns {hospital or 'all': {metric: value}} for `model_weights`.
+
+    A hospital in `absent`, or whose worker fails during the call, has missing
+    metrics (NaN), and so has the union: never a value from fewer hospitals.
+    """
     state = self._process.set_model_weights(self._state, model_weights)
     results = {}
     for name in self.hospitals + [ALL]:
       clients = self.hospitals if name == ALL else [name]
+      if set(clients) & set(absent):
+        continue
       non_empty = [h for h in clients if self.notes[h] != 'test shard is empty']
-      with self._route(non_empty):
-        results[name] = self._metrics(
-          state, [self._datasets[h] for h in non_empty], self.notes[name]
-        )
-    return results
+      try:
+        with self._route(non_empty):
+          results[name] = self._metrics(
+            state, [self._datasets[h] for h in non_empty], self.notes[name]
+          )
+      except HospitalsUnavailable as e:
+        absent = {*absent, *e.hospitals}
+    return with_missing(results, self.hospitals)
 
   def _metrics(self, state, datasets, note) -> dict[str, float]:
     if not datasets:
@@ -104,6 +115,13 @@ class FederatedEvaluator:
       for metric in TWO_CLASS_METRICS:
         values[metric] = math.nan
     return values
+
+
+def with_missing(results: dict, hospitals: list[str]) -> dict[str, dict[str, float]]:
+  """`results` with NaN metrics (0 examples) for every hospital, or the union, it lacks."""
+  names = next(iter(results.values()), {'loss': 0, 'num_examples': 0})
+  missing = {m: 0 if m == 'num_examples' else math.nan for m in names}
+  return {name: results.get(name, dict(missing)) for name in [*hospitals, ALL]}
 
 
 def mean_over_hospitals(results: dict[str, dict[str, float]], metric: str) -> float:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import math
 import time
@@ -20,6 +19,7 @@ from absl import logging
 from tff_med.errors import NonFiniteUpdateError
 from tff_med.learning import non_finite
 from tff_med.run import outputs
+from tff_med.run.attendance import Attendance
 from tff_med.run.stopping import StoppingRule
 
 
@@ -64,8 +64,14 @@ def _train_metrics(metrics) -> dict[str, float]:
   return train
 
 
-def _program_state(state, round_num, rule: StoppingRule):
-  return {'state': state, 'round': round_num, 'best': rule.best, 'best_round': rule.best_round}
+def _program_state(state, round_num, rule: StoppingRule, attendance: Attendance):
+  return {
+    'state': state,
+    'round': round_num,
+    'best': rule.best,
+    'best_round': rule.best_round,
+    'attendance': attendance.to_array(),
+  }
 
 
 def run_rounds(
@@ -81,8 +87,8 @@ def run_rounds(
   release_manager,
   stopping: StoppingRule,
   on_non_finite: str = 'warn',
-  round_metrics_fn: Callable[[int], dict[str, float]] | None = None,
-  route: Callable[[list[str]], contextlib.AbstractContextManager] | None = None,
+  attendance: Attendance,
+  round_metrics_fn: Callable[[int, list[str]], dict[str, float]] | None = None,
 ) -> LoopResult:
   """Runs `process` to `rounds` rounds or until `stopping` says stop.
 
@@ -98,9 +104,10 @@ def run_rounds(
     release_manager: A `tff.program.ReleaseManager` for each round's metrics.
     stopping: The early-stopping rule.
     on_non_finite: 'warn' or 'error' when a client update or a round is non-finite.
-    round_metrics_fn: round -> extra metrics released with it (e.g. epsilon spent).
-    route: hospitals -> context manager running the enclosed TFF calls on their
-      workers (remote deployments); by default calls run in the current context.
+    attendance: Who takes part in each round (`run.attendance`): routes the
+      calls and redoes a round without a hospital that drops out.
+    round_metrics_fn: (round, hospitals that took part) -> extra metrics
+      released with it (e.g. epsilon spent).
 
   Returns:
     A `LoopResult`.
@@ -110,9 +117,9 @@ def run_rounds(
       or, whatever `on_non_finite` says, every round run left the model
       unchanged (all updates zeroed or the aggregate rejected): such a run
       trained nothing and must not end as a success.
+    DeploymentError: Fewer hospitals than `attendance` needs can take part.
   """
-  route = route or (lambda hospitals: contextlib.nullcontext())
-  state, start = _restore(process, state_manager, stopping, route(hospitals_fn(1)))
+  state, start = _restore(process, state_manager, stopping, attendance, hospitals_fn(1))
   evaluation, reason, faults, unchanged = None, None, [], 0
   if start == 0:
     evaluation = evaluate_fn(process.get_model_weights(state))
@@ -121,12 +128,11 @@ def run_rounds(
   round_num = start
   while round_num < rounds and reason is None:
     round_num += 1
-    hospitals = hospitals_fn(round_num)
-    output, metrics = _train_round(process, state, round_num, hospitals, datasets_fn, route)
-    if round_metrics_fn is not None:
-      metrics.update(round_metrics_fn(round_num))
+    output, metrics, hospitals = _train_round(
+      process, state, round_num, hospitals_fn, datasets_fn, attendance, round_metrics_fn
+    )
     if _report_faults(
-      process, state, metrics, round_num, hospitals, datasets_fn, on_non_finite, route
+      process, state, metrics, round_num, hospitals, datasets_fn, on_non_finite, attendance.route
     ):
       faults.append(round_num)
       unchanged += _model_unchanged(metrics, hospitals)
@@ -138,7 +144,9 @@ def run_rounds(
       reason = stopping.update(round_num, metrics)
     run_sync(release_manager.release(metrics, round_num))
     if last or reason or round_num % checkpoint_every == 0:
-      run_sync(state_manager.save(_program_state(state, round_num, stopping), round_num))
+      run_sync(
+        state_manager.save(_program_state(state, round_num, stopping, attendance), round_num)
+      )
   _check_something_trained(start, round_num, unchanged)
   if evaluation is None:  # Resumed at the end: evaluate the restored model.
     evaluation = evaluate_fn(process.get_model_weights(state))
@@ -155,26 +163,34 @@ def _check_something_trained(start: int, last: int, unchanged: int) -> None:
     )
 
 
-def _restore(process, state_manager, stopping: StoppingRule, context):
+def _restore(process, state_manager, stopping: StoppingRule, attendance: Attendance, hospitals):
   """(state, round) from the latest checkpoint, or the initial state and 0."""
-  with context:
-    initial = _program_state(process.initialize(), 0, stopping)
+  with attendance.route(hospitals):
+    initial = _program_state(process.initialize(), 0, stopping, attendance)
   saved, _ = run_sync(state_manager.load_latest(initial))
   if saved is None:
     return initial['state'], 0
   stopping.best, stopping.best_round = float(saved['best']), int(saved['best_round'])
+  attendance.restore(saved['attendance'])
   logging.info('Resuming from the checkpoint of round %d.', int(saved['round']))
   return saved['state'], int(saved['round'])
 
 
-def _train_round(process, state, round_num, hospitals, datasets_fn, route):
-  """One call of `process.next` on `hospitals`: (its output, its timed training metrics)."""
-  began = time.perf_counter()
-  with route(hospitals):
+def _train_round(process, state, round_num, hospitals_fn, datasets_fn, attendance, extra_fn):
+  """One round on the hospitals that can take part: (its output, its metrics, those hospitals)."""
+
+  def step(hospitals):
+    began = time.perf_counter()
     output = process.next(state, datasets_fn(round_num, hospitals))
-  metrics = _train_metrics(output.metrics)
-  metrics[outputs.ROUND_SECONDS] = time.perf_counter() - began
-  return output, metrics
+    metrics = _train_metrics(output.metrics)
+    metrics[outputs.ROUND_SECONDS] = time.perf_counter() - began
+    return output, metrics
+
+  (output, metrics), hospitals = attendance.train(round_num, hospitals_fn(round_num), step)
+  metrics.update(attendance.round_metrics(round_num))
+  if extra_fn is not None:
+    metrics.update(extra_fn(round_num, hospitals))
+  return output, metrics, hospitals
 
 
 def _model_unchanged(metrics, hospitals) -> bool:

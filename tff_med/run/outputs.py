@@ -21,6 +21,8 @@ from tensorboard.plugins.hparams import api as hparams_api
 TRAIN_PREFIX = 'train/'
 EVAL_PREFIX = 'eval/'
 ROUND_SECONDS = 'round_seconds'
+HOSPITALS_IN_ROUND = 'deployment/hospitals_in_round'
+MISSING_PREFIX = 'deployment/missing/'  # + hospital: 1 if it dropped out of the round.
 CHECKPOINT_DIR = 'checkpoints'
 TENSORBOARD_DIR = 'tensorboard'
 METRICS_CSV = 'metrics.csv'
@@ -106,7 +108,14 @@ class ProgressReleaseManager(tff.program.ReleaseManager):
     if f'{TRAIN_PREFIX}loss' in value:
       parts.append(f'train loss {value[f"{TRAIN_PREFIX}loss"]:.4f}')
     if self._last_auc is not None:
-      parts.append(f'eval {self._name} {self._last_auc[0]:.4f} (round {self._last_auc[1]})')
+      auc, at = self._last_auc
+      shown = 'missing' if math.isnan(auc) else f'{auc:.4f}'
+      parts.append(f'eval {self._name} {shown} (round {at})')
+    missing = [
+      k[len(MISSING_PREFIX) :] for k, v in value.items() if k.startswith(MISSING_PREFIX) and v
+    ]
+    if missing:
+      parts.append(f'missing: {", ".join(missing)}')
     self._print('  '.join(parts))
 
 

@@ -69,12 +69,23 @@ def results_table(
 
 
 def finish_run(
-  workdir, loop, keras_model, schema, standardizer, test_sizes, notes, privacy_summary, *, print_fn
+  workdir,
+  loop,
+  keras_model,
+  schema,
+  standardizer,
+  test_sizes,
+  notes,
+  privacy_summary,
+  participation,
+  *,
+  print_fn,
 ) -> str:
   """Exports the model, writes results.md/.json, prints the table; returns the table.
 
   `schema` is anything with `feature_names`, `label` and `num_classes` (the
-  shards, or a remote federation's schema).
+  shards, or a remote federation's schema); `participation` is
+  `Attendance.summary()` (who took part in which round).
   """
   kind = task_kind(schema)
   export.export_model(
@@ -86,12 +97,26 @@ def finish_run(
     standardizer=standardizer,
   )
   table = results_table(loop.final_eval, test_sizes, notes, kind)
+  table += participation_lines(participation)
   if privacy_summary['level'] != 'none':
     table += '\n\n' + privacy_table(privacy_summary)
-  _write_results(workdir, loop, table, notes, privacy_summary)
+  _write_results(workdir, loop, table, notes, privacy_summary, participation)
   print_fn(f'Stopped: {loop.stop_reason}.')
   print_fn(table)
   return table
+
+
+def participation_lines(participation: dict) -> str:
+  """Notes on the rounds each hospital missed, and who was out of the final evaluation."""
+  lines = [
+    f'\n{h} missed rounds {", ".join(map(str, rounds))} (dropped out).'
+    for h, rounds in participation['rounds_missed'].items()
+    if rounds
+  ]
+  absent = participation['absent_at_final_evaluation']
+  if absent:
+    lines.append(f'\nOut of the final evaluation (metrics missing): {", ".join(absent)}.')
+  return ''.join(lines)
 
 
 def privacy_table(summary: dict) -> str:
@@ -111,7 +136,9 @@ def privacy_table(summary: dict) -> str:
   return '\n'.join(lines)
 
 
-def _write_results(workdir, loop: LoopResult, table: str, notes: dict, privacy_summary) -> None:
+def _write_results(
+  workdir, loop: LoopResult, table: str, notes: dict, privacy_summary, participation
+) -> None:
   with open(os.path.join(workdir, outputs.RESULTS_MD), 'w') as f:
     f.write(f'Stopped: {loop.stop_reason}.\n\n{table}\n')
   with open(os.path.join(workdir, outputs.RESULTS_JSON), 'w') as f:
@@ -129,6 +156,7 @@ def _write_results(workdir, loop: LoopResult, table: str, notes: dict, privacy_s
         },
         'undefined_metric_notes': {h: n for h, n in notes.items() if n},
         'privacy': privacy_summary,
+        'participation': participation,
       },
       f,
       indent=2,

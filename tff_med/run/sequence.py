@@ -11,9 +11,11 @@ so every route gets every output the same way.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 
 from tff_med.learning import communication, evaluation
+from tff_med.run import attendance as attendance_lib
 from tff_med.run import manifest, outputs, results, settings
 from tff_med.run.loop import LoopResult, run_rounds
 from tff_med.run.stopping import StoppingRule
@@ -36,6 +38,7 @@ class Prepared:
     privacy_plan: A `budget.PrivacyPlan`, or None.
     shard_files: The files the manifest hashes (none when they live at the hospitals).
     route: hospitals -> a context routing TFF calls to them (remote), or None.
+    available: hospitals -> those whose workers answer now (remote), or None.
   """
 
   task: object
@@ -50,6 +53,7 @@ class Prepared:
   privacy_plan: object = None
   shard_files: list = dataclasses.field(default_factory=list)
   route: Callable | None = None
+  available: Callable | None = None
 
 
 @dataclasses.dataclass
@@ -63,15 +67,19 @@ class RunResult:
   privacy: dict  # What results.json says about privacy ({'level': 'none'} without DP).
 
 
-def _round_metrics_fn(config, run: Prepared):
-  """round -> bytes sent and received, and epsilon spent so far (if private)."""
+def _round_metrics_fn(config, run: Prepared, attendance: attendance_lib.Attendance):
+  """(round, hospitals) -> bytes sent and received, and epsilon spent so far (if private).
+
+  Epsilon counts the rounds each hospital took part in, not those it was planned for.
+  """
   cost = communication.communication_cost(
     run.task.keras_model(), compressed=config.algorithm.aggregator == 'compression'
   )
 
-  def round_metrics(round_num):
-    metrics = cost.round_metrics(len(run.hospitals_fn(round_num)))
+  def round_metrics(round_num, hospitals):
+    metrics = cost.round_metrics(len(hospitals))
     if run.privacy_plan is not None:
+      run.privacy_plan.observe(attendance.planned, attendance.taken)
       metrics.update(run.privacy_plan.round_metrics(round_num))
     return metrics
 
@@ -87,22 +95,28 @@ def execute(config, workdir: str, run: Prepared, *, print_fn=print) -> RunResult
   state_manager, release_manager = outputs.create_managers(
     workdir, config.training.rounds, print_fn=print_fn, headline=results.HEADLINE[run.kind]
   )
+  attendance = attendance_lib.from_config(
+    config, run.schema.hospitals, route=run.route, available=run.available
+  )
+  attendance.check_past_rounds(os.path.join(workdir, outputs.METRICS_CSV))
   loop = run_rounds(
     run.process,
     datasets_fn=run.datasets_fn,
     hospitals_fn=run.hospitals_fn,
-    evaluate_fn=run.evaluator.evaluate,
+    evaluate_fn=lambda weights: run.evaluator.evaluate(weights, absent=attendance.out_now()),
     state_manager=state_manager,
     release_manager=release_manager,
     stopping=run.stopping,
-    route=run.route,
+    attendance=attendance,
     **settings.loop_settings(config.training),
-    round_metrics_fn=_round_metrics_fn(config, run),
+    round_metrics_fn=_round_metrics_fn(config, run, attendance),
   )
   keras_model = run.task.keras_model()
   run.process.get_model_weights(loop.state).assign_weights_to(keras_model)
-  plan = run.privacy_plan
-  privacy_summary = plan.summary(loop.rounds_completed) if plan else {'level': 'none'}
+  privacy_summary = {'level': 'none'}
+  if run.privacy_plan is not None:
+    run.privacy_plan.observe(attendance.planned, attendance.taken)
+    privacy_summary = run.privacy_plan.summary(loop.rounds_completed)
   table = results.finish_run(
     workdir,
     loop,
@@ -112,6 +126,7 @@ def execute(config, workdir: str, run: Prepared, *, print_fn=print) -> RunResult
     run.test_sizes,
     run.evaluator.notes,
     privacy_summary,
+    attendance.summary(),
     print_fn=print_fn,
   )
   return RunResult(loop, run.task, workdir, table, privacy_summary)

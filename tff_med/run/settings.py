@@ -8,13 +8,13 @@ from tff_med.clients import client_data
 from tff_med.errors import ConfigError, unknown_name_error
 from tff_med.learning import algorithms, evaluation, fused
 from tff_med.learning import task as task_lib
-from tff_med.run import outputs, results
+from tff_med.run import attendance, outputs, results
 from tff_med.run.stopping import StoppingRule
 
 NON_FINITE_ACTIONS = ('warn', 'error')
 
 
-def validate_training(config) -> None:
+def validate_training(config, *, remote: bool = False) -> None:
   """Checks the `training` block (and what every route shares) before any work is done."""
   t = config.training
   for name in ('rounds', 'eval_every', 'checkpoint_every'):
@@ -34,6 +34,7 @@ def validate_training(config) -> None:
     raise unknown_name_error('engine', config.runtime.engine, fused.ENGINES)
   if task_lib.survival_columns(config.data):
     _check_survival_support(config)
+  attendance.check_settings(config, remote=remote)
 
 
 def _check_survival_support(config) -> None:

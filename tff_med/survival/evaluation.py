@@ -21,8 +21,8 @@ from lifelines.utils import concordance_index
 
 from tff_med.data.shards import FederatedShards
 from tff_med.learning.cox import CoxPartialLikelihood
+from tff_med.learning.evaluation import ALL, with_missing
 
-ALL = 'all'
 METRICS = ('loss', 'cindex')
 # Calibration horizons, in the time column's unit: 3 and 5 years in days.
 HORIZONS = (1095.0, 1826.0)
@@ -149,13 +149,18 @@ class SurvivalEvaluator:
     self.notes = {h: undefined_reason(y) for h, (_, y) in self._tests.items()}
     self.notes[ALL] = undefined_reason(union)
 
-  def evaluate(self, model_weights) -> dict[str, dict[str, float]]:
-    """{hospital or 'all': loss, C-index, calibration at the horizons, num_examples}."""
+  def evaluate(self, model_weights, absent=()) -> dict[str, dict[str, float]]:
+    """{hospital or 'all': loss, C-index, calibration at the horizons, num_examples}.
+
+    Hospitals in `absent` (simulated dropouts) have missing metrics, and so has the union.
+    """
     model_weights.assign_weights_to(self._model)
-    parts = {h: (y, self._risk(x)) for h, (x, y) in self._tests.items()}
-    parts[ALL] = tuple(np.concatenate(p) for p in zip(*parts.values(), strict=True))
+    parts = {h: (y, self._risk(x)) for h, (x, y) in self._tests.items() if h not in absent}
+    if not absent:
+      parts[ALL] = tuple(np.concatenate(p) for p in zip(*parts.values(), strict=True))
     base = baseline_survival(self._train[1], self._risk(self._train[0]), self._horizons)
-    return {name: self._metrics(y, risk, base) for name, (y, risk) in parts.items()}
+    results = {name: self._metrics(y, risk, base) for name, (y, risk) in parts.items()}
+    return with_missing(results, list(self._tests))
 
   def _risk(self, x) -> np.ndarray:
     return self._model(x, training=False).numpy().reshape(-1).astype(np.float64)

@@ -17,6 +17,7 @@ the run's results.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable
 
@@ -37,6 +38,12 @@ HOSPITAL_LEVEL_NOTE = (
   'hospital-level DP hides whether one whole hospital took part; with few hospitals the '
   'noise this allows barely protects anything, and it says nothing about single patients'
 )
+HOSPITAL_DROPOUT_NOTE = (
+  'some rounds had fewer hospitals than planned (dropouts): each such round added the same '
+  'noise to a sum of fewer updates, so its guarantee is unchanged and epsilon, counted over '
+  'every round, still bounds it; but TFF divides the sum by the planned number of hospitals, '
+  'so those rounds moved the model less and more noisily'
+)
 
 
 @dataclasses.dataclass
@@ -55,6 +62,7 @@ class PrivacyPlan:
   steps_per_round: dict[str, int]
   rounds_taken: dict[str, list[int]]  # group -> rounds taken part in by round r (index r).
   l2_norm_clip: float = 0.0
+  dropouts: bool = False  # Some round had fewer hospitals than planned (`observe`).
 
   def steps_after(self, group: str, round_num: int) -> int:
     """Mechanism runs of `group` in rounds 1..round_num."""
@@ -75,6 +83,22 @@ class PrivacyPlan:
       for group, sigma in self.noise_multipliers.items()
     }
 
+  def observe(self, planned: dict[int, list[str]], took_part: dict[int, list[str]]) -> None:
+    """Counts, in each round run so far, only the hospitals that took part in it.
+
+    A hospital that dropped out of a round ran no DP-SGD step in it and spent
+    nothing; later rounds keep their planned participation. At hospital level a
+    round keeps its guarantee (see HOSPITAL_DROPOUT_NOTE in the summary).
+    """
+    self.dropouts = any(len(took_part[r]) < len(planned[r]) for r in took_part)
+    if self.level == 'hospital':
+      return
+    for group, counts in self.rounds_taken.items():
+      steps = [b - a for a, b in zip(counts, counts[1:], strict=False)]
+      for round_num, hospitals in took_part.items():
+        steps[round_num - 1] = int(group in hospitals)
+      self.rounds_taken[group] = list(itertools.accumulate(steps, initial=0))
+
   def round_metrics(self, round_num: int) -> dict[str, float]:
     """Per-round metrics: epsilon spent so far per group and the largest."""
     spent = self.epsilons(round_num)
@@ -93,8 +117,16 @@ class PrivacyPlan:
       'steps': {g: self.steps_after(g, round_num) for g in self.noise_multipliers},
       'epsilon_rdp': self.epsilons(round_num, 'rdp'),
       'epsilon_pld': self.epsilons(round_num, 'pld'),
-      'note': SAMPLING_NOTE if self.level == 'patient' else HOSPITAL_LEVEL_NOTE,
+      'note': self._note(),
     }
+
+  def _note(self) -> str:
+    if self.level == 'patient':
+      note = SAMPLING_NOTE
+      if self.dropouts:
+        note += '; a hospital spent nothing in the rounds it missed (steps count those it ran)'
+      return note
+    return HOSPITAL_LEVEL_NOTE + ('; ' + HOSPITAL_DROPOUT_NOTE if self.dropouts else '')
 
 
 def validate(config, train_sizes: dict[str, int]) -> None:
