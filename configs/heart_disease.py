@@ -127,8 +127,10 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # (measured best, benchmarks/concurrency.py); <= 0: TFF's default, 4 x cores.
   config.runtime.max_concurrent_computation_calls = os.cpu_count() or 1
   # 'tff': TFF's learning process on its worker. 'fused': every hospital's round
-  # compiled by XLA in this process, proved equal to TFF on FedAvg with SGD and
-  # dense models (tff_med/fused.py; 5x faster heart rounds); refuses the rest.
+  # compiled by XLA in this process, proved equal to TFF on the FedAvg family (fedavg,
+  # fedavgm, fedprox, fedadam, fedyogi, fedadagrad) with the mean aggregator and dense
+  # models (tff_med/learning/fused.py); refuses the rest. 'auto': fused where it is
+  # proved, tff otherwise (the studies' default; results.json says which ran).
   config.runtime.engine = 'tff'
 
   if variant == 'smoke':

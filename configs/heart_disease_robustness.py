@@ -22,6 +22,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   """Returns the robustness-study config; `variant` 'smoke' is a tiny run for tests."""
   config = heart_disease.get_config(variant)  # Also refuses unknown variants.
   config.name = 'heart_disease_robustness'
+  config.runtime.engine = (
+    'auto'  # Fused where proved equal to TFF (--config.runtime.engine=tff: all TFF).
+  )
   config.training.eval_every = config.training.rounds
   config.attack.scale = 10.0
   config.robustness = ml_collections.ConfigDict()

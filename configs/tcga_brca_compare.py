@@ -23,6 +23,9 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   """Returns the study config; `variant` 'smoke' is 1 seed, 2 rounds, 4 methods."""
   config = tcga_brca.get_config(variant)
   config.name = 'tcga_brca_compare'
+  config.runtime.engine = (
+    'auto'  # Fused where proved equal to TFF (--config.runtime.engine=tff: all TFF).
+  )
   config.algorithm.proximal_strength = 0.1  # FLamby's FedProx mu.
   # The heart study's methods, seeds, fine-tuning and bootstrap (smoke: 1 seed, 4 methods).
   config.study = heart_disease_compare.get_config(variant).study

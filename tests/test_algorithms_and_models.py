@@ -47,6 +47,20 @@ def test_each_algorithm_runs_a_round_and_moves_the_model(tiny_task, name):
   assert metrics['aggregator']['zero_weight_clients'] == 0
 
 
+@pytest.mark.slow  # Two TFF processes: 9 s.
+def test_tffs_fedprox_term_pushes_updates_away_from_the_global_model(tiny_task):
+  """TFF 0.87 adds strength * (initial - w) to each gradient: FedProx's term with its sign
+  reversed. tff_med runs TFF's FedProx as is and says so (README); this pins the behaviour."""
+  config = heart_disease.get_config().algorithm
+  norms = []
+  for name, strength in [('fedavg', 0.0), ('fedprox', 5.0)]:
+    config.name, config.proximal_strength = name, strength
+    with runtime.local_runtime():
+      before, after, _ = _one_round(tiny_task, config)
+    norms.append(np.sqrt(sum(np.sum((a - b) ** 2) for a, b in zip(after, before, strict=True))))
+  assert norms[1] > norms[0]  # A proximal term would shrink the update.
+
+
 @pytest.mark.parametrize('aggregator', ['median', 'trimmed_mean', 'robust'])
 def test_fedavg_runs_with_each_robust_aggregator(tiny_task, aggregator):
   config = heart_disease.get_config().algorithm

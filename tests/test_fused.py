@@ -1,7 +1,8 @@
-"""The fused engine is held to TFF: same weights every round (1e-6), same metrics and faults."""
+"""The fused engine is held to TFF: same weights every round, same metrics and faults."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from configs import heart_disease
 from tff_med.run import settings, simulated
@@ -36,13 +37,13 @@ def _heart(tmp_path, config):
   return task, lambda round_num: task.data.hospitals
 
 
-def _three_classes_with_a_nan_hospital(tmp_path, config):
+def _three_classes_with_a_nan_hospital(tmp_path, config, nan_at='south'):
   config.model.name, config.model.hidden_units = 'mlp', (16, 8)
   config.algorithm.client_weighting = 'uniform'
-  config.algorithm.server_learning_rate = 0.7
+  config.algorithm.server_learning_rate = config.algorithm.server_learning_rate or 0.7
   config.data.batch_size, config.data.local_steps = 5, 7
   task = task_lib.create_task(
-    _synthetic(3, nan_at='south'),
+    _synthetic(3, nan_at=nan_at),
     model_config=config.model.to_dict(),
     scaling_mode='none',
     seed=config.seed,
@@ -51,16 +52,56 @@ def _three_classes_with_a_nan_hospital(tmp_path, config):
   return task, lambda r: ['east', 'north', 'south'] if r % 2 else ['south', 'north']
 
 
+def _three_classes(tmp_path, config):
+  return _three_classes_with_a_nan_hospital(tmp_path, config, nan_at=None)
+
+
+def _from_tff(tff_state, fused_process) -> dict:
+  """TFF's learning-process state as the fused engine's state."""
+  template = fused_process.initialize()['server_optimizer']
+  return {
+    'trainable': [np.asarray(w) for w in tff_state.global_model_weights.trainable],
+    'server_optimizer': tf.nest.pack_sequence_as(template, tf.nest.flatten(tff_state.finalizer)),
+  }
+
+
 def _assert_close(tff_metrics, fused_metrics):
   assert list(tff_metrics) == list(fused_metrics)
   for key, value in tff_metrics.items():
     np.testing.assert_allclose(fused_metrics[key], value, atol=1e-5, err_msg=key)
 
 
-@pytest.mark.parametrize('study, rounds', [(_heart, 15), (_three_classes_with_a_nan_hospital, 6)])
-def test_every_round_equals_tffs_learning_process(tmp_path, study, rounds):
+# The FedAvg family beyond plain FedAvg, each held to TFF on the small synthetic study,
+# with its tolerance on weights per round (`benchmarks/fused_equality.py` measures the
+# largest difference on the heart study).
+# Marked slow: the same code path as a fast one, with another optimizer.
+ALGORITHMS = {
+  'fedavgm': ({'name': 'fedavgm'}, 1e-6, pytest.mark.slow),
+  'fedprox': ({'name': 'fedprox', 'proximal_strength': 0.5}, 1e-6, ()),
+  'fedadam': ({'name': 'fedadam', 'server_learning_rate': 0.3}, 1e-5, ()),
+  'fedyogi': ({'name': 'fedyogi', 'server_learning_rate': 0.1}, 1e-6, pytest.mark.slow),
+  'fedadagrad': ({'name': 'fedadagrad', 'server_learning_rate': 0.3}, 1e-6, pytest.mark.slow),
+  'client_momentum': ({'client_momentum': 0.9}, 1e-6, ()),
+  'client_adam': (
+    {'client_optimizer': 'adam', 'client_learning_rate': 0.01},
+    1e-5,
+    pytest.mark.slow,
+  ),
+}
+
+
+@pytest.mark.parametrize(
+  'study, rounds, algorithm, atol',
+  [(_heart, 15, {}, 1e-6), (_three_classes_with_a_nan_hospital, 6, {}, 1e-6)]
+  + [
+    pytest.param(_three_classes, 6, change, atol, id=name, marks=marks)
+    for name, (change, atol, marks) in ALGORITHMS.items()
+  ],
+)
+def test_every_round_equals_tffs_learning_process(tmp_path, study, rounds, algorithm, atol):
   config = heart_disease.get_config()
   config.runtime.engine = 'fused'
+  config.algorithm.update(algorithm)
   with runtime.local_runtime():
     task, hospitals = study(tmp_path, config)
     plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
@@ -72,13 +113,16 @@ def test_every_round_equals_tffs_learning_process(tmp_path, study, rounds):
       for round_num in range(1, rounds + 1):
         a = tff_process.next(tff_state, inputs_fn(round_num, hospitals(round_num)))
         b = fused_process.next(fused_state, datasets_fn(round_num, hospitals(round_num)))
-        tff_state, fused_state = a.state, b.state
         for want, got in zip(
-          tff_process.get_model_weights(tff_state).trainable,
-          fused_process.get_model_weights(fused_state).trainable,
+          tff_process.get_model_weights(a.state).trainable,
+          fused_process.get_model_weights(b.state).trainable,
           strict=True,
         ):
-          np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=f'round {round_num}')
+          np.testing.assert_allclose(got, want, rtol=0, atol=atol, err_msg=f'round {round_num}')
+        tff_state = a.state
+        # Adam is held per round (each fused round starts from TFF's state): its division by
+        # the root of a small second moment amplifies rounding from round to round.
+        fused_state = _from_tff(a.state, fused_process) if atol > 1e-6 else b.state
         _assert_close(a.metrics['client_work']['train'], b.metrics['client_work']['train'])
         for part, key in [
           ('aggregator', 'zero_weight_clients'),
@@ -93,9 +137,9 @@ def test_every_round_equals_tffs_learning_process(tmp_path, study, rounds):
 @pytest.mark.parametrize(
   'change, named',
   [
-    ({'algorithm.name': 'fedadam'}, "algorithm.name='fedadam'"),
-    ({'algorithm.client_momentum': 0.9}, 'algorithm.client_momentum=0.9'),
-    ({'algorithm.server_optimizer': 'adam'}, "algorithm.server_optimizer='adam'"),
+    ({'algorithm.name': 'fedsgd'}, "algorithm.name='fedsgd'"),
+    ({'algorithm.client_optimizer': 'rmsprop'}, "algorithm.client_optimizer='rmsprop'"),
+    ({'algorithm.server_optimizer': 'adamw'}, "algorithm.server_optimizer='adamw'"),
     ({'algorithm.aggregator': 'median'}, "algorithm.aggregator='median'"),
     ({'data.local_steps': 0, 'data.local_epochs': 1}, 'data.local_epochs'),
     ({'privacy.level': 'patient', 'privacy.noise_multiplier': 1.0}, "privacy.level='patient'"),
@@ -124,7 +168,7 @@ def test_a_refused_run_stops_before_anything_is_written(tmp_path):
   config = heart_disease.get_config('smoke')
   config.data.root = str(tmp_path / 'heart')
   config.runtime.engine = 'fused'
-  config.algorithm.name = 'fedyogi'
+  config.algorithm.name = 'fedsgd'
   with pytest.raises(ConfigError, match="runtime.engine='fused' does not support algorithm.name"):
     experiment.train(config, str(tmp_path / 'run'), print_fn=lambda _: None)
   assert not (tmp_path / 'run').exists()
@@ -152,5 +196,7 @@ def test_models_other_than_dense_layers_are_refused(model_config, example_shape,
 def test_an_unknown_engine_is_named():
   config = heart_disease.get_config()
   config.runtime.engine = 'jax'
-  with pytest.raises(ConfigError, match="Unknown engine 'jax'; valid engines are: fused, tff"):
+  with pytest.raises(
+    ConfigError, match="Unknown engine 'jax'; valid engines are: auto, fused, tff"
+  ):
     settings.validate_training(config)

@@ -146,3 +146,21 @@ def test_optimizer_without_a_keras_counterpart_is_refused_for_baselines(tmp_path
   config.algorithm.client_optimizer = 'yogi'
   with pytest.raises(ConfigError, match=r"plain Keras, which has no 'yogi' optimizer"):
     compare.run_study(config, str(tmp_path / 'out'))
+
+
+def test_auto_runs_fused_where_proved_and_ends_as_tffs_engine_does(study, tmp_path):
+  result, workdir = study
+  with open(os.path.join(workdir, 'manifest.json')) as f:
+    assert json.load(f)['engines'] == {'fedavg/seed_0': 'fused'}
+  with open(os.path.join(workdir, 'summary.md')) as f:
+    assert 'Engines (runtime.engine): fedavg fused.' in f.read()
+  config = tiny_config(str(tmp_path / 'heart'))
+  config.runtime.engine = 'tff'
+  config.study.methods = ('fedavg',)
+  on_tff = compare.run_study(config, str(tmp_path / 'tff'), print_fn=lambda _: None)
+  fused_rows = [r for r in result.rows if r['method'] == 'fedavg']
+  assert len(on_tff.rows) == len(fused_rows) == 5
+  for want, got in zip(on_tff.rows, fused_rows, strict=True):
+    for key, value in want.items():
+      if isinstance(value, float) and not math.isnan(value):
+        assert got[key] == pytest.approx(value, abs=5e-4), (want['test_set'], key)

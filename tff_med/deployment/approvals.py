@@ -18,7 +18,8 @@ import os
 import threading
 
 from tff_med.data import csv_reader
-from tff_med.deployment import npz_view, plan as plan_lib
+from tff_med.deployment import npz_view
+from tff_med.deployment import plan as plan_lib
 from tff_med.errors import ConfigError, ShardError
 
 

@@ -21,13 +21,13 @@ from tensorflow_federated.python.core.impl.executors import value_serialization
 from tff_med.clients import compose, federated_stats
 from tff_med.data import heart_disease, shards
 from tff_med.deployment import schema
+from tff_med.deployment.addresses import parse_workers
 from tff_med.deployment.npz_format import NpzFormat
 from tff_med.deployment.shard_format import ShardFormat
-from tff_med.deployment.addresses import parse_workers
 from tff_med.errors import ConfigError, unknown_name_error
 from tff_med.learning import attacks
-from tff_med.learning import task as task_lib
 from tff_med.learning import process as process_lib
+from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import budget, processes
 from tff_med.run import settings
 
@@ -54,8 +54,8 @@ def validate_deployment(config) -> dict[str, str]:
   simulation_only = {
     "a survival study (data.event, data.time: the union's C-index compares patients across "
     'hospitals)': bool(task_lib.survival_columns(config.data)),
-    f'runtime.engine={config.runtime.engine!r} (the fused engine runs in this process)': (
-      config.runtime.engine != 'tff'
+    "runtime.engine='fused' (the fused engine runs in this process)": (
+      config.runtime.engine == 'fused'
     ),
     "privacy.level='hospital' (its noise is added to the sum, not to any update a hospital "
     "sends; use privacy.level='patient', applied in each hospital's worker)": (

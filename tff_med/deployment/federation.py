@@ -26,8 +26,8 @@ import tensorflow_federated as tff
 from absl import logging
 
 from tff_med import contexts
-from tff_med.deployment.tls_identity import TlsFiles
 from tff_med.deployment import worker_link
+from tff_med.deployment.tls_identity import TlsFiles
 from tff_med.deployment.worker_link import WorkerLink, WorkerLost
 from tff_med.errors import ConfigError, DeploymentError, HospitalsUnavailable
 

@@ -36,8 +36,8 @@ from tensorflow_federated.python.core.impl.compiler import array as tff_array
 
 from tff_med.deployment import certificates, fingerprint, remote_data
 from tff_med.deployment.approvals import Approvals
-from tff_med.deployment.worker_link import MAX_MESSAGE_BYTES
 from tff_med.deployment.tls_identity import TlsFiles, peer_problem
+from tff_med.deployment.worker_link import MAX_MESSAGE_BYTES
 
 SERVICE = '/tensorflow_federated.v0.ExecutorGroup/'
 METHODS = (

@@ -26,7 +26,7 @@ import grpc
 import tensorflow_federated as tff
 
 from tff_med import runtime, stale_files
-from tff_med.deployment import npz_view, certificates, tls_identity, worker_namespace
+from tff_med.deployment import certificates, npz_view, tls_identity, worker_namespace
 from tff_med.deployment.approvals import Approvals
 from tff_med.deployment.gate import Gate
 from tff_med.errors import ConfigError

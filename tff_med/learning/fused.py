@@ -14,16 +14,17 @@ is ours; it is held to TFF: `tests/test_fused.py` runs seeded studies both ways
 and requires the same weights after every round (1e-6), the same training
 metrics (1e-5) and the same zeroed-hospital reports.
 
-It supports what it is proved equal on: FedAvg with client SGD without
-momentum and the server's SGD without momentum, the 'mean' aggregator, a fixed
+It supports what it is proved equal on: the FedAvg family (FedAvg, FedAvgM,
+FedProx as TFF writes it, FedAdam, FedYogi, FedAdagrad) with the client and
+server optimizers they were measured with (`OPTIMIZERS`), the 'mean' aggregator, a fixed
 number of local steps (XLA needs fixed shapes), models of dense layers without
 dropout (`logistic_regression`, `mlp`), and no differential privacy or update
-attack (label flipping changes only data, so it runs). Measured outside that
-(2026-11-26, heart and cnn jobs, against TFF after each round): fedadam's
-server differed by 2e-6 after one round, client and server momentum 0.9 by
-2e-5 after five (both amplify float rounding), and convolutions by 5e-6 after
-three rounds while running 15x slower than TFF under XLA on CPU.
-`check_supported` names whatever else a config asks for. Evaluation stays
+attack (label flipping changes only data, so it runs). Float rounding differs
+from TFF's (XLA fuses operations); optimizers that normalize or accumulate
+(Adam, server momentum) carry it further: `benchmarks/fused_equality.py` prints
+the differences per algorithm on the heart job. Convolutions were measured 15x
+slower than TFF under XLA on CPU (2026-11-26). `check_supported` names whatever
+else a config asks for; `choose` is `runtime.engine='auto'`. Evaluation stays
 TFF's `build_fed_eval`.
 """
 
@@ -41,7 +42,11 @@ from tff_med.clients import client_data
 from tff_med.errors import ConfigError
 from tff_med.learning import algorithms, metrics
 
-ENGINES = ('tff', 'fused')
+ENGINES = ('tff', 'fused', 'auto')
+# The FedAvg family: TFF's model-delta client work (FedProx's proximal variant), and
+# the optimizers measured equal to TFF at each side (tests/test_fused.py).
+ALGORITHMS = ('fedavg', 'fedavgm', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad')
+OPTIMIZERS = {'client': ('sgd', 'adam'), 'server': ('sgd', 'adam', 'yogi', 'adagrad')}
 # Layers the equality with TFF was measured on (tests/test_fused.py).
 LAYERS = (
   tf.keras.layers.InputLayer,
@@ -51,44 +56,65 @@ LAYERS = (
 )
 
 
-def check_supported(config, *, privacy_plan, attack) -> None:
-  """Refuses what the fused engine is not proved equal to TFF on, naming each setting.
-
-  Raises:
-    ConfigError: An unsupported algorithm, optimizer, aggregator, plan, privacy or attack.
-  """
+def unsupported(config, *, privacy_plan, attack) -> list[str]:
+  """The settings of `config` the fused engine is not proved equal to TFF on (none: supported)."""
   a = config.algorithm
   refused = {
-    f"algorithm.name={a.name!r} (only 'fedavg')": a.name != 'fedavg',
-    f"algorithm.client_optimizer={a.client_optimizer!r} (only 'sgd')": a.client_optimizer != 'sgd',
-    f'algorithm.client_momentum={a.client_momentum}': bool(a.client_momentum),
-    f"algorithm.server_optimizer={a.server_optimizer!r} (only 'sgd')": (
-      a.server_optimizer not in (None, 'sgd')
-    ),
-    f'algorithm.server_momentum={a.server_momentum}': bool(a.server_momentum),
+    f'algorithm.name={a.name!r} (only {", ".join(ALGORITHMS)})': a.name not in ALGORITHMS,
     f"algorithm.aggregator={a.aggregator!r} (only 'mean')": a.aggregator != 'mean',
+    f'algorithm.client_optimizer={a.client_optimizer!r}': (
+      a.client_optimizer not in OPTIMIZERS['client']
+    ),
+    f'algorithm.server_optimizer={a.server_optimizer!r}': (
+      a.server_optimizer not in (None, *OPTIMIZERS['server'])
+    ),
     'data.local_epochs (XLA needs a fixed number of local_steps)': config.data.local_steps < 1,
     f'privacy.level={config.privacy.level!r}': privacy_plan is not None,
     f'attack.kind={config.attack.kind!r}': attack is not None and attack.kind != 'label_flip',
   }
-  named = [name for name, on in refused.items() if on]
+  return [name for name, on in refused.items() if on]
+
+
+def check_supported(config, *, privacy_plan, attack) -> None:
+  """Refuses what the fused engine is not proved equal to TFF on, naming each setting.
+
+  Raises:
+    ConfigError: An unsupported algorithm, aggregator, plan, privacy or attack.
+  """
+  named = unsupported(config, privacy_plan=privacy_plan, attack=attack)
   if named:
     raise ConfigError(
       f"runtime.engine='fused' does not support {'; '.join(named)}; use runtime.engine='tff'"
     )
 
 
-def _check_model(keras_model: tf.keras.Model) -> None:
-  other = [
+def _other_layers(keras_model: tf.keras.Model) -> list[str]:
+  return [
     f'{layer.name} ({type(layer).__name__})'
     for layer in keras_model.layers
     if not isinstance(layer, LAYERS)
   ]
+
+
+def _check_model(keras_model: tf.keras.Model) -> None:
+  other = _other_layers(keras_model)
   if other:
     raise ConfigError(
       "runtime.engine='fused' runs models of dense layers without dropout "
       f"(logistic_regression, mlp); this model has {', '.join(other)}; use runtime.engine='tff'"
     )
+
+
+def choose(config, task, *, privacy_plan, attack) -> tuple[str, str]:
+  """`runtime.engine='auto'`: ('fused', why) where it is proved equal to TFF, else ('tff', why)."""
+  why_not = unsupported(config, privacy_plan=privacy_plan, attack=attack)
+  if task.data.survival:
+    why_not.append('a survival task (proved on classification losses only)')
+  else:
+    why_not += _other_layers(task.keras_model())
+  if why_not:
+    return 'tff', f'the fused engine does not support {"; ".join(why_not)}'
+  return 'fused', 'the fused engine is proved equal to TFF on this configuration'
 
 
 def _numpy(structure):
@@ -125,6 +151,10 @@ class FusedFedAvg:
     self._client_optimizer = algorithms.client_optimizer(config)
     self._server_optimizer = algorithms.server_optimizer(config)
     self._uniform = config.client_weighting == 'uniform'
+    self._proximal = float(config.proximal_strength) if config.name == 'fedprox' else 0.0
+    # TFF's model-delta client work resets a zeroed hospital's training metrics;
+    # its FedProx client work does not (tff.learning.templates.proximal_client_work).
+    self._zeroed_metrics_count = config.name == 'fedprox'
     self._steps = local_steps
     self._specs = tuple(tf.TensorSpec(v.shape, v.dtype) for v in self._model.trainable_variables)
     self._client = tf.function(self._client_round, jit_compile=True)
@@ -167,6 +197,11 @@ class FusedFedAvg:
       with tf.GradientTape() as tape:
         output = model.forward_pass((x[k], y[k]), training=True)
       gradients = tape.gradient(output.loss, model.trainable_variables)
+      if self._proximal > 0:  # TFF's FedProx term, as TFF writes it: strength * (initial - w).
+        gradients = [
+          g + self._proximal * (w0 - w)
+          for g, w0, w in zip(gradients, initial, model.trainable_variables, strict=True)
+        ]
       optimizer_state, updated = self._client_optimizer.next(
         optimizer_state, tuple(model.trainable_variables), tuple(gradients)
       )
@@ -195,15 +230,16 @@ class FusedFedAvg:
       update, non_finite, num_examples, predictions, unfinalized = self._client(trainable, x, y)
       finite = tf.equal(non_finite, 0)
       weight = tf.where(finite, 1.0 if self._uniform else tf.cast(num_examples, tf.float32), 0.0)
+      counted = tf.logical_or(finite, self._zeroed_metrics_count)
       weighted_sum = [s + u * weight for s, u in zip(weighted_sum, update, strict=True)]
       weight_sum += weight
       zeroed += tf.cast(tf.equal(weight, 0.0), tf.int32)
-      # TFF resets a zeroed hospital's metrics: it adds nothing to them.
+      # A zeroed hospital's metrics add nothing, where TFF resets them.
       kept = tf.nest.map_structure(
-        lambda t, finite=finite: tf.where(finite, t, tf.zeros_like(t)), unfinalized
+        lambda t, counted=counted: tf.where(counted, t, tf.zeros_like(t)), unfinalized
       )
       counts = kept if counts is None else tf.nest.map_structure(tf.add, counts, kept)
-      if finite:
+      if counted:
         for metric in self._summed:
           metric.update_state(
             tf.reshape(y, [-1, *y.shape[2:]]),

@@ -69,3 +69,13 @@ def write_manifest(workdir: str, *, config: dict, seeds: list[int], shard_files:
   with open(path, 'w') as f:
     json.dump(manifest, f, indent=2, sort_keys=True, default=str)
   return path
+
+
+def add_to_manifest(workdir: str, **entries) -> None:
+  """Adds `entries` to the `manifest.json` of `workdir` (what a run learned as it went)."""
+  path = os.path.join(workdir, outputs.MANIFEST_JSON)
+  with open(path) as f:
+    manifest = json.load(f)
+  manifest.update(entries)
+  with open(path, 'w') as f:
+    json.dump(manifest, f, indent=2, sort_keys=True, default=str)

@@ -78,6 +78,7 @@ def finish_run(
   notes,
   privacy_summary,
   participation,
+  engine,
   *,
   print_fn,
 ) -> str:
@@ -85,7 +86,7 @@ def finish_run(
 
   `schema` is anything with `feature_names`, `label` and `num_classes` (the
   shards, or a remote federation's schema); `participation` is
-  `Attendance.summary()` (who took part in which round).
+  `Attendance.summary()` (who took part in which round); `engine` what ran the rounds.
   """
   kind = task_kind(schema)
   export.export_model(
@@ -100,7 +101,7 @@ def finish_run(
   table += participation_lines(participation)
   if privacy_summary['level'] != 'none':
     table += '\n\n' + privacy_table(privacy_summary)
-  _write_results(workdir, loop, table, notes, privacy_summary, participation)
+  _write_results(workdir, loop, table, notes, privacy_summary, participation, engine)
   print_fn(f'Stopped: {loop.stop_reason}.')
   print_fn(table)
   return table
@@ -137,7 +138,7 @@ def privacy_table(summary: dict) -> str:
 
 
 def _write_results(
-  workdir, loop: LoopResult, table: str, notes: dict, privacy_summary, participation
+  workdir, loop: LoopResult, table: str, notes: dict, privacy_summary, participation, engine
 ) -> None:
   with open(os.path.join(workdir, outputs.RESULTS_MD), 'w') as f:
     f.write(f'Stopped: {loop.stop_reason}.\n\n{table}\n')
@@ -157,6 +158,7 @@ def _write_results(
         'undefined_metric_notes': {h: n for h, n in notes.items() if n},
         'privacy': privacy_summary,
         'participation': participation,
+        'engine': engine,
       },
       f,
       indent=2,

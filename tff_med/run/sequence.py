@@ -39,6 +39,7 @@ class Prepared:
     shard_files: The files the manifest hashes (none when they live at the hospitals).
     route: hospitals -> a context routing TFF calls to them (remote), or None.
     available: hospitals -> those whose workers answer now (remote), or None.
+    engine: What runs the rounds: 'tff' or 'fused' (`runtime.engine='auto'` resolved).
   """
 
   task: object
@@ -54,6 +55,7 @@ class Prepared:
   shard_files: list = dataclasses.field(default_factory=list)
   route: Callable | None = None
   available: Callable | None = None
+  engine: str = 'tff'
 
 
 @dataclasses.dataclass
@@ -127,6 +129,7 @@ def execute(config, workdir: str, run: Prepared, *, print_fn=print) -> RunResult
     run.evaluator.notes,
     privacy_summary,
     attendance.summary(),
+    run.engine,
     print_fn=print_fn,
   )
   return RunResult(loop, run.task, workdir, table, privacy_summary)

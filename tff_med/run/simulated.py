@@ -49,6 +49,15 @@ def process_and_inputs(config, task, plan, attack, privacy_plan, shards):
   )
 
 
+def _engine(config, task, privacy_plan, attack) -> str:
+  """The engine that runs: `runtime.engine`, with 'auto' resolved (and said why)."""
+  if config.runtime.engine != 'auto':
+    return config.runtime.engine
+  engine, why = fused.choose(config, task, privacy_plan=privacy_plan, attack=attack)
+  logging.info("runtime.engine='auto' runs %s: %s.", engine, why)
+  return engine
+
+
 @contextlib.contextmanager
 def prepare(config):
   """Yields the `Prepared` simulated run of `config` (checked by `settings.validate_training`)."""
@@ -77,7 +86,8 @@ def prepare(config):
       task.data = attacks.with_flipped_labels(task.data, attack)
     shards = stack.enter_context(resident.resident_shards(task.data))
     plan = settings.local_training(config.data)
-    if config.runtime.engine == 'fused':
+    engine = _engine(config, task, privacy_plan, attack)
+    if engine == 'fused':
       fused.check_supported(config, privacy_plan=privacy_plan, attack=attack)
       process, datasets_fn = fused.process_and_datasets(config, task, plan)
     else:
@@ -100,4 +110,5 @@ def prepare(config):
       stopping=settings.stopping_rule(config.training.stopping, hospitals, kind),
       privacy_plan=privacy_plan,
       shard_files=[f for s in task.data.shards for f in s.files],
+      engine=engine,
     )

@@ -16,15 +16,20 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tff_med.run import settings
 from tff_med import experiment, runtime
 from tff_med.errors import ConfigError, unknown_name_error
 from tff_med.learning import algorithms, metrics
 from tff_med.learning import task as task_lib
-from tff_med.run import export, outputs, results
-from tff_med.study import centralized, clinical_metrics, heterogeneity, report
+from tff_med.run import export, outputs, results, settings
+from tff_med.study import (
+  centralized,
+  clinical_metrics,
+  heterogeneity,
+  provenance,
+  report,
+  survival_report,
+)
 from tff_med.survival import evaluation as survival_evaluation
-from tff_med.study import survival_report
 
 LOCAL, POOLED, FINETUNE = 'local', 'pooled', '+finetune'
 ALL = 'all'
@@ -244,7 +249,7 @@ def run_study(config, workdir: str, *, print_fn=print) -> StudyResult:
     raw = task_lib.load_shards(config.data)
     summaries = heterogeneity.hospital_summaries(raw)
   seeds = list(range(config.study.seeds))
-  report.write_study_manifest(workdir, config, seeds, [f for s in raw.shards for f in s.files])
+  provenance.write_study_manifest(workdir, config, seeds, [f for s in raw.shards for f in s.files])
   report.write_heterogeneity(workdir, summaries, raw.feature_names)
   rows, curves, first_predictions = [], {}, None
   for seed in seeds:
@@ -258,5 +263,6 @@ def run_study(config, workdir: str, *, print_fn=print) -> StudyResult:
     summary = survival_report.write_report(workdir, rows, curves, raw.hospitals)
   else:
     summary = report.write_report(workdir, rows, curves, raw.hospitals, first_predictions)
+  summary += '\n' + provenance.record_engines(workdir, outputs.STUDY_SUMMARY_MD) + '.'
   print_fn(summary)
   return StudyResult(rows, curves, workdir, summary)

@@ -24,7 +24,7 @@ from tff_med.errors import ConfigError
 from tff_med.learning import evaluation
 from tff_med.learning import task as task_lib
 from tff_med.run import outputs, settings
-from tff_med.study import report
+from tff_med.study import provenance, report
 
 
 def validate(config) -> None:
@@ -62,7 +62,7 @@ def run_privacy_sweep(config, workdir: str, *, print_fn=print) -> list[dict]:
     (eps, delta) for eps in s.epsilons if not math.isinf(eps) for delta in s.deltas
   ]
   raw = task_lib.load_shards(config.data)
-  report.write_study_manifest(
+  provenance.write_study_manifest(
     workdir, config, range(s.seeds), [f for shard in raw.shards for f in shard.files]
   )
   rows = []
@@ -91,6 +91,7 @@ def run_privacy_sweep(config, workdir: str, *, print_fn=print) -> list[dict]:
         f'epsilon {epsilon:g} delta {delta or "-"} seed {seed}: accuracy {rows[-1]["accuracy"]:.3f}'
       )
   _write(workdir, rows)
+  print_fn(provenance.record_engines(workdir, outputs.PRIVACY_MD))
   return rows
 
 

@@ -13,7 +13,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tff_med.run import manifest, outputs
+from tff_med.run import outputs
 from tff_med.study import heterogeneity, plots
 
 METRICS = ('auc', 'pr_auc', 'accuracy', 'sensitivity', 'specificity', 'brier', 'ece')
@@ -154,13 +154,6 @@ def write_study(workdir: str, *, table: str, rows: list[dict], summary: str, lin
   plots.save(fig, os.path.join(workdir, plot))
   with open(os.path.join(workdir, summary), 'w') as f:
     f.write('\n'.join(lines) + '\n')
-
-
-def write_study_manifest(workdir: str, config, seeds: list[int], shard_files: list[str]) -> None:
-  """The study's manifest (`run.manifest`): its config, seeds, versions and shard file hashes."""
-  manifest.write_manifest(
-    workdir, config=config.to_dict(), seeds=list(seeds), shard_files=sorted(shard_files)
-  )
 
 
 def write_csv(path, rows):

@@ -26,7 +26,7 @@ from tff_med.data.split import write_site_shards
 from tff_med.errors import ConfigError
 from tff_med.learning import evaluation
 from tff_med.run import outputs, settings
-from tff_med.study import report
+from tff_med.study import provenance, report
 
 
 def synthetic_heart_shards(root: str, num_hospitals: int, seed: int) -> str:
@@ -72,7 +72,7 @@ def run_robustness(config, workdir: str, *, print_fn=print) -> list[dict]:
   settings.validate_training(config)
   rows, federations = [], _federations(config)
   files = [glob.glob(os.path.join(root, '*', '*.csv')) for root in federations.values()]
-  report.write_study_manifest(workdir, config, range(r.seeds), sum(files, []))
+  provenance.write_study_manifest(workdir, config, range(r.seeds), sum(files, []))
   for federation, root in federations.items():
     source = 'heart_disease' if root == config.data.root else 'csv'
     for kind in ('none', r.attack):
@@ -94,6 +94,7 @@ def run_robustness(config, workdir: str, *, print_fn=print) -> list[dict]:
           )
           print_fn(f'{federation} {kind} {aggregator} seed {seed}: accuracy {acc:.3f}')
   _write(workdir, rows, r.attack)
+  print_fn(provenance.record_engines(workdir, outputs.ROBUSTNESS_MD))
   return rows
 
 
