@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -74,8 +75,9 @@ class HospitalProcess:
       return f.read()
 
   def stop(self, sig=signal.SIGTERM) -> int:
-    """Stops the process (SIGTERM by default) and returns its exit code."""
+    """Stops the process (SIGTERM by default; continued first if a test stopped it)."""
     if self.process.poll() is None:
+      self.process.send_signal(signal.SIGCONT)
       self.process.send_signal(sig)
       try:
         self.process.wait(30)
@@ -85,6 +87,18 @@ class HospitalProcess:
     self.process.stdout.close()
     self.log.close()
     return self.process.returncode
+
+
+@contextlib.contextmanager
+def all_running(processes: dict):
+  """Yields `processes` ({name: HospitalProcess}) once all are ready; stops them all after."""
+  try:
+    for p in processes.values():
+      p.wait_ready()
+    yield processes
+  finally:
+    for p in processes.values():
+      p.stop()
 
 
 def split_heart_shards(source: str, target: str, groups: dict[str, list[str]]) -> dict[str, str]:

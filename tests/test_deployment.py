@@ -9,6 +9,7 @@ import pytest
 from configs import heart_disease
 from tests.deployment_fixtures import (
   HospitalProcess,
+  all_running,
   assert_same_model,
   approve,
   split_heart_shards,
@@ -67,13 +68,8 @@ def workers(heart_root, approved, tmp_path_factory):
     name: HospitalProcess(root, approved=approved if name in 'ab' else '')
     for name, root in roots.items()
   }
-  try:
-    for p in processes.values():
-      p.wait_ready()
+  with all_running(processes):
     yield processes
-  finally:
-    for p in processes.values():
-      p.stop()
 
 
 def remote_config(workers_spec: str, **deployment):

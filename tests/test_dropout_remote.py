@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 from configs import heart_disease
-from tests.deployment_fixtures import HospitalProcess, assert_same_model, split_heart_shards
+from tests.deployment_fixtures import (
+  HospitalProcess,
+  all_running,
+  assert_same_model,
+  split_heart_shards,
+)
 from tff_med import experiment
 from tff_med.data import heart_disease as heart_data
 from tff_med.errors import DeploymentError
@@ -36,16 +41,8 @@ def sites(roots):
 
   A test that kills a worker starts it again (`restart`) before it ends.
   """
-  processes = {h: HospitalProcess(roots[h]) for h in SITES}
-  try:
-    for p in processes.values():
-      p.wait_ready()
+  with all_running({h: HospitalProcess(roots[h]) for h in SITES}) as processes:
     yield processes
-  finally:
-    for p in processes.values():
-      if p.process.poll() is None:
-        p.process.send_signal(signal.SIGCONT)
-      p.stop()
 
 
 def restart(sites, roots, hospital: str) -> None:

@@ -10,7 +10,7 @@ from tff_med import experiment, runtime
 from tff_med.clients import client_data, resident
 from tff_med.data import shards
 from tff_med.errors import ConfigError
-from tff_med.learning import attacks, fused
+from tff_med.learning import attacks, fused, fused_support
 from tff_med.learning import task as task_lib
 
 
@@ -88,6 +88,19 @@ ALGORITHMS = {
     pytest.mark.slow,
   ),
 }
+# The robust aggregators, with the hospital whose updates TFF zeroes (left out of them).
+AGGREGATORS = {
+  'median': ({'aggregator': 'median'}, 1e-6, ()),
+  'trimmed_mean': ({'aggregator': 'trimmed_mean', 'trim_fraction': 0.34}, 1e-6, pytest.mark.slow),
+  'multi_krum': ({'aggregator': 'multi_krum', 'krum_byzantine': 1}, 1e-6, ()),
+  'norm_clip': ({'aggregator': 'norm_clip'}, 1e-6, ()),
+}
+# The update attacks of the robustness study, from hospital 'north' (its noise seeded).
+ATTACKS = {
+  'sign_flip+median': ({'attack': 'sign_flip', 'aggregator': 'median'}, 1e-6, ()),
+  'scale': ({'attack': 'scale'}, 1e-6, pytest.mark.slow),
+  'gaussian_noise+norm_clip': ({'attack': 'gaussian_noise', 'aggregator': 'norm_clip'}, 1e-6, ()),
+}
 
 
 @pytest.mark.parametrize(
@@ -96,18 +109,29 @@ ALGORITHMS = {
   + [
     pytest.param(_three_classes, 6, change, atol, id=name, marks=marks)
     for name, (change, atol, marks) in ALGORITHMS.items()
+  ]
+  + [
+    pytest.param(_three_classes_with_a_nan_hospital, 6, change, atol, id=name, marks=marks)
+    for name, (change, atol, marks) in AGGREGATORS.items()
+  ]
+  + [
+    pytest.param(_three_classes, 4, change, atol, id=name, marks=marks)
+    for name, (change, atol, marks) in ATTACKS.items()
   ],
 )
 def test_every_round_equals_tffs_learning_process(tmp_path, study, rounds, algorithm, atol):
   config = heart_disease.get_config()
   config.runtime.engine = 'fused'
+  algorithm = dict(algorithm)
+  config.attack.update(kind=algorithm.pop('attack', 'none'), hospitals=('north',))
   config.algorithm.update(algorithm)
   with runtime.local_runtime():
     task, hospitals = study(tmp_path, config)
+    attack = attacks.from_config(config.attack, task.data.hospitals)
     plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
     with resident.resident_shards(task.data) as kept:
-      tff_process, inputs_fn = simulated.process_and_inputs(config, task, plan, None, None, kept)
-      fused_process, datasets_fn = fused.process_and_datasets(config, task, plan)
+      tff_process, inputs_fn = simulated.process_and_inputs(config, task, plan, attack, None, kept)
+      fused_process, datasets_fn = fused.process_and_datasets(config, task, plan, attack)
       tff_state, fused_state = tff_process.initialize(), fused_process.initialize()
       zeroed = 0
       for round_num in range(1, rounds + 1):
@@ -140,10 +164,13 @@ def test_every_round_equals_tffs_learning_process(tmp_path, study, rounds, algor
     ({'algorithm.name': 'fedsgd'}, "algorithm.name='fedsgd'"),
     ({'algorithm.client_optimizer': 'rmsprop'}, "algorithm.client_optimizer='rmsprop'"),
     ({'algorithm.server_optimizer': 'adamw'}, "algorithm.server_optimizer='adamw'"),
-    ({'algorithm.aggregator': 'median'}, "algorithm.aggregator='median'"),
+    ({'algorithm.aggregator': 'robust'}, "algorithm.aggregator='robust'"),
     ({'data.local_steps': 0, 'data.local_epochs': 1}, 'data.local_epochs'),
     ({'privacy.level': 'patient', 'privacy.noise_multiplier': 1.0}, "privacy.level='patient'"),
-    ({'attack.kind': 'sign_flip', 'attack.hospitals': ('hungary',)}, "attack.kind='sign_flip'"),
+    (
+      {'attack.kind': 'sign_flip', 'attack.hospitals': ('hungary',), 'algorithm.name': 'fedprox'},
+      "attack.kind='sign_flip' with algorithm.name='fedprox'",
+    ),
   ],
 )
 def test_what_it_is_not_proved_on_is_named(change, named):
@@ -154,14 +181,14 @@ def test_what_it_is_not_proved_on_is_named(change, named):
   attack = attacks.from_config(config.attack, ['cleveland', 'hungary'])
   privacy_plan = config.privacy if config.privacy.level != 'none' else None
   with pytest.raises(ConfigError, match=named):
-    fused.check_supported(config, privacy_plan=privacy_plan, attack=attack)
+    fused_support.check_supported(config, privacy_plan=privacy_plan, attack=attack)
 
 
 def test_label_flipping_changes_only_data_so_it_runs():
   config = heart_disease.get_config()
   config.attack.kind, config.attack.hospitals = 'label_flip', ('hungary',)
   attack = attacks.from_config(config.attack, ['cleveland', 'hungary'])
-  fused.check_supported(config, privacy_plan=None, attack=attack)  # Does not raise.
+  fused_support.check_supported(config, privacy_plan=None, attack=attack)  # Does not raise.
 
 
 def test_a_refused_run_stops_before_anything_is_written(tmp_path):

@@ -13,7 +13,12 @@ import tempfile
 import pytest
 
 from configs import heart_disease, image_shards
-from tests.deployment_fixtures import HospitalProcess, assert_same_model, split_heart_shards
+from tests.deployment_fixtures import (
+  HospitalProcess,
+  all_running,
+  assert_same_model,
+  split_heart_shards,
+)
 from tests.shard_fixtures import write_digit_shards
 from tff_med import experiment
 from tff_med.data import heart_disease as heart_data
@@ -56,14 +61,8 @@ def workers(holey_root, tmp_path_factory):
     str(tmp_path_factory.mktemp('sites')),
     {'a': HOSPITALS[:2], 'b': HOSPITALS[2:]},
   )
-  processes = [HospitalProcess(roots['a']), HospitalProcess(roots['b'])]
-  try:
-    for p in processes:
-      p.wait_ready()
-    yield dict(zip(HOSPITALS, [processes[0].address] * 2 + [processes[1].address] * 2, strict=True))
-  finally:
-    for p in processes:
-      p.stop()
+  with all_running({s: HospitalProcess(roots[s]) for s in 'ab'}) as sites:
+    yield {h: sites['a' if h in HOSPITALS[:2] else 'b'].address for h in HOSPITALS}
 
 
 def _configs(root, workers, **settings):
@@ -125,11 +124,8 @@ def test_image_shards_train_remotely_as_in_simulation(tmp_path):
   root = write_digit_shards(tmp_path / 'digits')
   sites = {'a': ['alpha', 'beta'], 'b': ['delta', 'gamma']}
   roots = split_heart_shards(root, str(tmp_path / 'sites'), sites)  # Copies any shard files.
-  processes = [HospitalProcess(roots['a']), HospitalProcess(roots['b'])]
-  try:
-    addresses = {
-      h: p.address for p, group in zip(processes, sites.values(), strict=True) for h in group
-    }
+  with all_running({s: HospitalProcess(roots[s]) for s in sites}) as processes:
+    addresses = {h: processes[s].address for s, group in sites.items() for h in group}
     configs = []
     for remote in (False, True):
       config = image_shards.get_config('smoke')
@@ -141,13 +137,8 @@ def test_image_shards_train_remotely_as_in_simulation(tmp_path):
       if remote:
         config.deployment.workers = ','.join(f'{h}={a}' for h, a in sorted(addresses.items()))
       configs.append(config)
-    for p in processes:
-      p.wait_ready()
     sim = experiment.train(configs[0], str(tmp_path / 'sim'), print_fn=lambda _: None)
     remote = experiment.train(configs[1], str(tmp_path / 'remote'), print_fn=lambda _: None)
-  finally:
-    for p in processes:
-      p.stop()
   assert_same_model(str(tmp_path / 'remote'), str(tmp_path / 'sim'))
   assert remote.loop.final_eval['all']['accuracy'] == pytest.approx(
     sim.loop.final_eval['all']['accuracy'], abs=1e-6

@@ -81,7 +81,7 @@ def flip_labels(y: np.ndarray, num_classes: int) -> np.ndarray:
   return ((y + 1) % num_classes).astype(y.dtype)
 
 
-def _corrupt(update, code, scale, noise_std, seed):
+def corrupt(update, code, scale, noise_std, seed):
   """The update a client sends under attack `code`."""
 
   def flip():
@@ -123,19 +123,19 @@ def build_attacked_client_work(
   client_data_type = tff.FederatedType((ATTACK_TYPE, data_type.member), tff.CLIENTS)
 
   @tff.tensorflow.computation(result_type, ATTACK_TYPE)
-  def corrupt(result, code_data):
+  def attacked_result(result, code_data):
     code, seed = code_data.reduce(
       (tf.constant(0, tf.int32), tf.zeros([2], tf.int64)), lambda _, element: element
     )
     return tff.learning.templates.ClientResult(
-      update=_corrupt(result.update, code, scale, noise_std, seed),
+      update=corrupt(result.update, code, scale, noise_std, seed),
       update_weight=result.update_weight,
     )
 
   @tff.federated_computation(state_type, weights_type, client_data_type)
   def next_fn(state, weights, client_data):
     output = inner.next(state, weights, client_data[1])
-    attacked = tff.federated_map(corrupt, (output.result, client_data[0]))
+    attacked = tff.federated_map(attacked_result, (output.result, client_data[0]))
     return tff.templates.MeasuredProcessOutput(output.state, attacked, output.measurements)
 
   return tff.learning.templates.ClientWorkProcess(inner.initialize, next_fn)

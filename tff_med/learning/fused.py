@@ -16,15 +16,17 @@ metrics (1e-5) and the same zeroed-hospital reports.
 
 It supports what it is proved equal on: the FedAvg family (FedAvg, FedAvgM,
 FedProx as TFF writes it, FedAdam, FedYogi, FedAdagrad) with the client and
-server optimizers they were measured with (`OPTIMIZERS`), the 'mean' aggregator, a fixed
+server optimizers they were measured with (`OPTIMIZERS`), the mean, median,
+trimmed-mean, Multi-Krum and median-norm-clip aggregators (`fused_aggregation`), a fixed
 number of local steps (XLA needs fixed shapes), models of dense layers without
-dropout (`logistic_regression`, `mlp`), and no differential privacy or update
-attack (label flipping changes only data, so it runs). Float rounding differs
+dropout (`logistic_regression`, `mlp`), label flipping and the update attacks
+(`attacks.corrupt` after TFF's zeroing, as tff_med's attacked client work), and
+no differential privacy. Float rounding differs
 from TFF's (XLA fuses operations); optimizers that normalize or accumulate
 (Adam, server momentum) carry it further: `benchmarks/fused_equality.py` prints
 the differences per algorithm on the heart job. Convolutions were measured 15x
-slower than TFF under XLA on CPU (2026-11-26). `check_supported` names whatever
-else a config asks for; `choose` is `runtime.engine='auto'`. Evaluation stays
+slower than TFF under XLA on CPU (2026-11-26). `fused_support` names whatever
+else a config asks for, and resolves `runtime.engine='auto'`. Evaluation stays
 TFF's `build_fed_eval`.
 """
 
@@ -39,82 +41,8 @@ import tensorflow_federated as tff
 from tensorflow_federated.python.learning.tensor_utils import zero_all_if_any_non_finite
 
 from tff_med.clients import client_data
-from tff_med.errors import ConfigError
-from tff_med.learning import algorithms, metrics
-
-ENGINES = ('tff', 'fused', 'auto')
-# The FedAvg family: TFF's model-delta client work (FedProx's proximal variant), and
-# the optimizers measured equal to TFF at each side (tests/test_fused.py).
-ALGORITHMS = ('fedavg', 'fedavgm', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad')
-OPTIMIZERS = {'client': ('sgd', 'adam'), 'server': ('sgd', 'adam', 'yogi', 'adagrad')}
-# Layers the equality with TFF was measured on (tests/test_fused.py).
-LAYERS = (
-  tf.keras.layers.InputLayer,
-  tf.keras.layers.Dense,
-  tf.keras.layers.Flatten,
-  tf.keras.layers.Activation,
-)
-
-
-def unsupported(config, *, privacy_plan, attack) -> list[str]:
-  """The settings of `config` the fused engine is not proved equal to TFF on (none: supported)."""
-  a = config.algorithm
-  refused = {
-    f'algorithm.name={a.name!r} (only {", ".join(ALGORITHMS)})': a.name not in ALGORITHMS,
-    f"algorithm.aggregator={a.aggregator!r} (only 'mean')": a.aggregator != 'mean',
-    f'algorithm.client_optimizer={a.client_optimizer!r}': (
-      a.client_optimizer not in OPTIMIZERS['client']
-    ),
-    f'algorithm.server_optimizer={a.server_optimizer!r}': (
-      a.server_optimizer not in (None, *OPTIMIZERS['server'])
-    ),
-    'data.local_epochs (XLA needs a fixed number of local_steps)': config.data.local_steps < 1,
-    f'privacy.level={config.privacy.level!r}': privacy_plan is not None,
-    f'attack.kind={config.attack.kind!r}': attack is not None and attack.kind != 'label_flip',
-  }
-  return [name for name, on in refused.items() if on]
-
-
-def check_supported(config, *, privacy_plan, attack) -> None:
-  """Refuses what the fused engine is not proved equal to TFF on, naming each setting.
-
-  Raises:
-    ConfigError: An unsupported algorithm, aggregator, plan, privacy or attack.
-  """
-  named = unsupported(config, privacy_plan=privacy_plan, attack=attack)
-  if named:
-    raise ConfigError(
-      f"runtime.engine='fused' does not support {'; '.join(named)}; use runtime.engine='tff'"
-    )
-
-
-def _other_layers(keras_model: tf.keras.Model) -> list[str]:
-  return [
-    f'{layer.name} ({type(layer).__name__})'
-    for layer in keras_model.layers
-    if not isinstance(layer, LAYERS)
-  ]
-
-
-def _check_model(keras_model: tf.keras.Model) -> None:
-  other = _other_layers(keras_model)
-  if other:
-    raise ConfigError(
-      "runtime.engine='fused' runs models of dense layers without dropout "
-      f"(logistic_regression, mlp); this model has {', '.join(other)}; use runtime.engine='tff'"
-    )
-
-
-def choose(config, task, *, privacy_plan, attack) -> tuple[str, str]:
-  """`runtime.engine='auto'`: ('fused', why) where it is proved equal to TFF, else ('tff', why)."""
-  why_not = unsupported(config, privacy_plan=privacy_plan, attack=attack)
-  if task.data.survival:
-    why_not.append('a survival task (proved on classification losses only)')
-  else:
-    why_not += _other_layers(task.keras_model())
-  if why_not:
-    return 'tff', f'the fused engine does not support {"; ".join(why_not)}'
-  return 'fused', 'the fused engine is proved equal to TFF on this configuration'
+from tff_med.learning import algorithms, attacks, fused_aggregation, fused_support, metrics
+from tff_med.learning import process as process_lib
 
 
 def _numpy(structure):
@@ -138,9 +66,10 @@ class FusedFedAvg:
     ConfigError: The model has layers other than dense ones (`LAYERS`).
   """
 
-  def __init__(self, task, config, local_steps: int):
+  def __init__(self, task, config, local_steps: int, attack=None):
     keras_model = task.keras_model()
-    _check_model(keras_model)
+    fused_support.check_model(keras_model)
+    fused_aggregation.check(config, len(task.data.hospitals))
     num_classes = task.data.num_classes
     # Loss, num_examples and num_batches as TFF counts them, updated per step;
     # accuracy and AUC are sums over examples, updated once per hospital below.
@@ -151,6 +80,8 @@ class FusedFedAvg:
     self._client_optimizer = algorithms.client_optimizer(config)
     self._server_optimizer = algorithms.server_optimizer(config)
     self._uniform = config.client_weighting == 'uniform'
+    self._algorithm = config
+    self._attack = attack if attack is not None and attack.kind in attacks.UPDATE_ATTACKS else None
     self._proximal = float(config.proximal_strength) if config.name == 'fedprox' else 0.0
     # TFF's model-delta client work resets a zeroed hospital's training metrics;
     # its FedProx client work does not (tff.learning.templates.proximal_client_work).
@@ -171,15 +102,18 @@ class FusedFedAvg:
     """The state's model weights, as TFF's process returns them."""
     return tff.learning.models.ModelWeights(trainable=list(state['trainable']), non_trainable=[])
 
-  def next(self, state, datasets) -> tff.learning.templates.LearningProcessOutput:
-    """One round over `datasets` (one per hospital, `local_steps` full batches each)."""
+  def next(self, state, inputs) -> tff.learning.templates.LearningProcessOutput:
+    """One round over `inputs`: per hospital (dataset of `local_steps` full batches, attack
+    code, noise seed), as `process_and_datasets` makes them."""
     xs, ys = [], []
-    for dataset in datasets:
+    for dataset, _, _ in inputs:
       x, y = dataset.batch(self._steps, drop_remainder=True).get_single_element()
       xs.append(x)
       ys.append(y)
+    codes = [tf.constant(code, tf.int32) for _, code, _ in inputs]
+    seeds = [tf.constant(seed, tf.int64) for _, _, seed in inputs]
     trainable, optimizer_state, measured = self._round(
-      list(state['trainable']), state['server_optimizer'], xs, ys
+      list(state['trainable']), state['server_optimizer'], xs, ys, codes, seeds
     )
     new_state = {'trainable': _numpy(trainable), 'server_optimizer': _numpy(optimizer_state)}
     return tff.learning.templates.LearningProcessOutput(new_state, _numpy(measured))
@@ -219,20 +153,21 @@ class FusedFedAvg:
       for name, values in self._model.report_local_unfinalized_metrics().items()
     )
 
-  def _server_round(self, trainable, optimizer_state, xs, ys):
+  def _server_round(self, trainable, optimizer_state, xs, ys, codes, seeds):
     for variable in [v for m in self._summed for v in m.variables]:
       variable.assign(tf.zeros_like(variable))
-    weighted_sum = [tf.zeros_like(w) for w in trainable]
-    weight_sum = tf.constant(0.0)
+    updates, weights = [], []
     zeroed = tf.constant(0, tf.int32)
     counts = None
-    for x, y in zip(xs, ys, strict=True):
+    for x, y, code, seed in zip(xs, ys, codes, seeds, strict=True):
       update, non_finite, num_examples, predictions, unfinalized = self._client(trainable, x, y)
+      if self._attack is not None:  # As tff_med's attacked client work: after TFF's zeroing.
+        update = attacks.corrupt(update, code, self._attack.scale, self._attack.noise_std, seed)
       finite = tf.equal(non_finite, 0)
       weight = tf.where(finite, 1.0 if self._uniform else tf.cast(num_examples, tf.float32), 0.0)
       counted = tf.logical_or(finite, self._zeroed_metrics_count)
-      weighted_sum = [s + u * weight for s, u in zip(weighted_sum, update, strict=True)]
-      weight_sum += weight
+      updates.append(update)
+      weights.append(weight)
       zeroed += tf.cast(tf.equal(weight, 0.0), tf.int32)
       # A zeroed hospital's metrics add nothing, where TFF resets them.
       kept = tf.nest.map_structure(
@@ -245,7 +180,7 @@ class FusedFedAvg:
             tf.reshape(y, [-1, *y.shape[2:]]),
             tf.reshape(predictions, [-1, *predictions.shape[2:]]),
           )
-    mean = [s / weight_sum for s in weighted_sum]  # MeanFactory divides without a NaN guard.
+    mean = fused_aggregation.aggregate(self._algorithm, updates, weights)
     new_state, new_trainable = self._server_optimizer.next(
       optimizer_state, tuple(trainable), tuple(mean)
     )
@@ -264,15 +199,24 @@ class FusedFedAvg:
     return list(new_trainable), new_state, measured
 
 
-def process_and_datasets(config, task, plan: client_data.LocalTraining):
-  """The fused process and its (round, hospitals) -> datasets function.
+def process_and_datasets(config, task, plan: client_data.LocalTraining, attack=None):
+  """The fused process and its (round, hospitals) -> [(dataset, attack code, seed)] function.
 
   The datasets are built in this process with the shuffle seeds the worker
-  uses for TFF (`client_data.round_datasets`), so both see the same batches.
+  uses for TFF (`client_data.round_datasets`), so both see the same batches;
+  the attack codes and noise seeds are those `learning.process` gives TFF's clients.
   """
   train = client_data.client_data(task.data, 'train')
   sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
-  process = FusedFedAvg(task, config.algorithm, plan.local_steps)
-  return process, lambda round_num, hospitals: client_data.round_datasets(
-    train, sizes, hospitals, plan, seed=config.seed, round_num=round_num
-  )
+  process = FusedFedAvg(task, config.algorithm, plan.local_steps, attack)
+
+  def inputs(round_num, hospitals):
+    datasets = client_data.round_datasets(
+      train, sizes, hospitals, plan, seed=config.seed, round_num=round_num
+    )
+    return [
+      (dataset, attack.code(h) if attack else 0, process_lib.client_seed(config.seed, round_num, k))
+      for k, (h, dataset) in enumerate(zip(hospitals, datasets, strict=True))
+    ]
+
+  return process, inputs

@@ -38,7 +38,12 @@ class ClientParams:
   def value(self, hospital: str, position: int, seed: int, round_num: int):
     """The value `hospital` receives in `round_num`."""
     value, k = self.value_fn(hospital, position)
-    return value, np.array([seed, round_num * 1000 + k], np.int64)
+    return value, client_seed(seed, round_num, k)
+
+
+def client_seed(seed: int, round_num: int, k: int) -> np.ndarray:
+  """The stateless seed of client `k` (a position or a hospital index) in `round_num`."""
+  return np.array([seed, round_num * 1000 + k], np.int64)
 
 
 def build(config, model_fn, hospitals: list[str], num_classes: int, privacy_plan, attack):

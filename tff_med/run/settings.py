@@ -6,7 +6,7 @@ import numpy as np
 
 from tff_med.clients import client_data
 from tff_med.errors import ConfigError, unknown_name_error
-from tff_med.learning import algorithms, evaluation, fused
+from tff_med.learning import algorithms, evaluation, fused_support
 from tff_med.learning import task as task_lib
 from tff_med.run import attendance, outputs, results
 from tff_med.run.stopping import StoppingRule
@@ -30,8 +30,8 @@ def validate_training(config, *, remote: bool = False) -> None:
   local_training(config.data)
   if config.data.eval_batch_size < 1:
     raise ConfigError(f'data.eval_batch_size must be >= 1, got {config.data.eval_batch_size}')
-  if config.runtime.engine not in fused.ENGINES:
-    raise unknown_name_error('engine', config.runtime.engine, fused.ENGINES)
+  if config.runtime.engine not in fused_support.ENGINES:
+    raise unknown_name_error('engine', config.runtime.engine, fused_support.ENGINES)
   if task_lib.survival_columns(config.data):
     _check_survival_support(config)
   attendance.check_settings(config, remote=remote)

@@ -14,7 +14,7 @@ from absl import logging
 
 from tff_med import runtime
 from tff_med.clients import compose, resident
-from tff_med.learning import attacks, evaluation, fused
+from tff_med.learning import attacks, evaluation, fused, fused_support
 from tff_med.learning import process as process_lib
 from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import budget, processes
@@ -53,7 +53,7 @@ def _engine(config, task, privacy_plan, attack) -> str:
   """The engine that runs: `runtime.engine`, with 'auto' resolved (and said why)."""
   if config.runtime.engine != 'auto':
     return config.runtime.engine
-  engine, why = fused.choose(config, task, privacy_plan=privacy_plan, attack=attack)
+  engine, why = fused_support.choose(config, task, privacy_plan=privacy_plan, attack=attack)
   logging.info("runtime.engine='auto' runs %s: %s.", engine, why)
   return engine
 
@@ -88,8 +88,8 @@ def prepare(config):
     plan = settings.local_training(config.data)
     engine = _engine(config, task, privacy_plan, attack)
     if engine == 'fused':
-      fused.check_supported(config, privacy_plan=privacy_plan, attack=attack)
-      process, datasets_fn = fused.process_and_datasets(config, task, plan)
+      fused_support.check_supported(config, privacy_plan=privacy_plan, attack=attack)
+      process, datasets_fn = fused.process_and_datasets(config, task, plan, attack)
     else:
       process, datasets_fn = process_and_inputs(config, task, plan, attack, privacy_plan, shards)
     if kind == 'survival':
