@@ -9,7 +9,8 @@ FLamby's budget (15 rounds of 100 local steps of batch 4), 3 seeds.
 
   uv run python -m experiments.robustness --config=configs/heart_disease_robustness.py
 
-About 11 minutes on 2 cores; `:smoke` is 1 seed, 2 rounds, 2 aggregators, 4 hospitals.
+About 5 minutes on 2 cores (runtime.engine='auto'; 11 all on TFF's engine); `:smoke` is 1
+seed, 2 rounds, 2 aggregators, 4 hospitals.
 Writes robustness.csv, robustness.md and robustness.png under the workdir.
 """
 
