@@ -55,7 +55,7 @@ def _permission_error(error: grpc.Call) -> DeploymentError:
 
 
 class _DeadlineContext(tff.framework.SyncContext):
-  """Runs each call of `inner` in a thread; `on_timeout(thread)` after `timeout` seconds.
+  """Runs each call of `inner` in a thread; raises `on_timeout()` after `timeout` seconds.
 
   `on_lost(WorkerLost)` turns a broken connection into the error to raise.
   """
@@ -87,7 +87,7 @@ class _DeadlineContext(tff.framework.SyncContext):
     thread.start()
     thread.join(self._timeout)
     if thread.is_alive():
-      raise self._on_timeout(thread)
+      raise self._on_timeout()
     error = outcome.get('error')
     if error is None:
       return outcome['value']
@@ -193,8 +193,9 @@ class RemoteFederation:
     reasons = '; '.join(f'the worker at {a}: {self._lost[a]}' for a in dict.fromkeys(addresses))
     return HospitalsUnavailable(named, reasons)
 
-  def _on_timeout(self, hospitals: list[str], thread: threading.Thread) -> DeploymentError:
-    """Drops the workers that had not answered, once the call's deadline passed."""
+  def _on_timeout(self, hospitals: list[str]) -> DeploymentError:
+    """Drops the workers that had not answered once the call's deadline passed (closing
+    their routes ends the abandoned call: `_DeadlineContext.close`)."""
     addresses = dict.fromkeys(self.workers[h] for h in hospitals)
     silent = [a for a in addresses if a in self._links and self._links[a].busy]
     if not silent:
@@ -204,7 +205,6 @@ class RemoteFederation:
       )
     for address in silent:
       self._drop(address, f'no answer within {self._call_timeout:g} s (deployment.call_timeout)')
-    thread.join(_ABANDON_SECONDS)
     return self._unavailable(hospitals, silent)
 
   def _on_lost(self, hospitals: list[str], lost: WorkerLost) -> HospitalsUnavailable:
@@ -238,7 +238,7 @@ class RemoteFederation:
       self._routes[key] = _DeadlineContext(
         mergeable,
         self._call_timeout,
-        lambda thread: self._on_timeout(list(key), thread),
+        lambda: self._on_timeout(list(key)),
         lambda lost: self._on_lost(list(key), lost),
       )
     with tff.framework.get_context_stack().install(self._routes[key]):

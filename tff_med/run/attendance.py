@@ -133,7 +133,7 @@ class Attendance:
 
   def check_past_rounds(self, metrics_csv: str) -> None:
     """On a rerun, `check_deadline` for the slowest round in `metrics_csv` (if it exists)."""
-    if not os.path.exists(metrics_csv):
+    if self._deadline is None or not os.path.exists(metrics_csv):
       return
     with open(metrics_csv) as f:
       times = {
