@@ -9,7 +9,9 @@ TFF's worker starts over DIR on a loopback port, behind a gate on --port that
 relays only the computations of plans this hospital approved
 (`experiments.approve_plan` writes APPROVED_DIR) and only shard names of the
 hospitals validated here. With TLS flags, only the coordinator's certificate
-(signed by the consortium CA) gets through. The raw worker port must stay
+(signed by the consortium CA) gets through. With --mask_key and
+--mask_public_keys (secure aggregation), the gate writes this hospital's mask
+for each round from its own key. The raw worker port must stay
 closed to the network (docs/deployment.md). Logs one line when ready; SIGINT or
 SIGTERM stops the TFF worker it started.
 """
@@ -45,6 +47,16 @@ _COORDINATOR = flags.DEFINE_string(
 _WORKER_PORT = flags.DEFINE_integer(
   'worker_port', 0, 'Port of the raw TFF worker behind the gate (0: any free port).'
 )
+_MASK_KEY = flags.DEFINE_string(
+  'mask_key',
+  '',
+  'Secure aggregation: this hospital’s private mask key (experiments.make_mask_key).',
+)
+_MASK_PUBLIC_KEYS = flags.DEFINE_string(
+  'mask_public_keys',
+  '',
+  'Secure aggregation: the directory of the consortium’s signed public mask keys.',
+)
 _ISOLATION = flags.DEFINE_enum(
   'isolation',
   'auto',
@@ -68,6 +80,8 @@ def main(argv):
     coordinator=_COORDINATOR.value,
     worker_port=_WORKER_PORT.value,
     isolation=_ISOLATION.value,
+    mask_key=_MASK_KEY.value,
+    mask_public_keys=_MASK_PUBLIC_KEYS.value,
   )
   if config.allow_unapproved:
     logging.warning('ANY computation will be admitted: --allow_unapproved_computations is on.')

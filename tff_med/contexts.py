@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import tensorflow_federated as tff
 
-# Not exported by TFF; its test context is the only user (see execution_context).
-from tensorflow_federated.python.core.backends.test import compiler as test_compiler
 
-
-def _compile_with_emulated_secure_sum(comp):
-  # As TFF's test context (tff.backends.test) compiles: secure sums become plain sums.
-  comp = test_compiler.replace_secure_intrinsics_with_bodies(comp)
-  return tff.backends.native.desugar_and_transform_to_native(comp)
-
-
-def execution_context(
-  stub_fn, *, emulate_secure_sum: bool = False
-) -> tff.framework.SyncExecutionContext:
+def execution_context(stub_fn) -> tff.framework.SyncExecutionContext:
   """Builds TFF's sync C++ execution context; `stub_fn` returns a ready stub.
 
-  With `emulate_secure_sum`, TFF's secure-sum intrinsics (used by
-  `tff.learning.secure_aggregator`) are compiled to ordinary sums exactly as
-  TFF's own test context does: the numerics of secure aggregation, none of its
-  security. TFF has no other runtime for them.
+  TFF's secure-sum intrinsics have no runtime here (TFF runs them only in its
+  test context, in the clear); secure aggregation is `learning.secure`'s.
   """
 
   def stack_fn(cardinalities):
@@ -33,11 +20,7 @@ def execution_context(
 
   return tff.framework.SyncExecutionContext(
     executor_fn=tff.framework.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn),
-    compiler_fn=(
-      _compile_with_emulated_secure_sum
-      if emulate_secure_sum
-      else tff.backends.native.desugar_and_transform_to_native
-    ),
+    compiler_fn=tff.backends.native.desugar_and_transform_to_native,
     transform_args=tff.tensorflow.transform_args,
     transform_result=tff.tensorflow.transform_result,
   )

@@ -231,7 +231,6 @@ def local_runtime(
   *,
   max_concurrent_computation_calls: int = DEFAULT_CONCURRENCY,
   ready_timeout: float = 60.0,
-  emulate_secure_sum: bool = False,
 ):
   """Runs the enclosed TFF computations on a worker that this block owns.
 
@@ -240,8 +239,7 @@ def local_runtime(
       state = process.initialize()
 
   The worker starts on the first computation and stops when the block exits;
-  the previous default context is restored, so blocks nest. `emulate_secure_sum`:
-  see `execution_context`.
+  the previous default context is restored, so blocks nest.
 
   Raises:
     WorkerError: The worker did not start or become ready in time.
@@ -249,7 +247,7 @@ def local_runtime(
   worker = OwnedWorker(
     max_concurrent_computation_calls=max_concurrent_computation_calls, ready_timeout=ready_timeout
   )
-  context = execution_context(worker.stub, emulate_secure_sum=emulate_secure_sum)
+  context = execution_context(worker.stub)
   try:
     with tff.framework.get_context_stack().install(context):
       yield worker

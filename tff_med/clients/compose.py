@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+import tensorflow as tf
 import tensorflow_federated as tff
 
 
@@ -30,7 +32,39 @@ def compose_with_learning_process(loader: tff.Computation, process):
   )
 
 
-def with_loader(process, params, load_train, load_pair, specs_fn: Callable, seed: int):
+def mask_dataset(path, size: int) -> tf.data.Dataset:
+  """The one-element dataset of the mask file at `path` (int64, checked to be `size` long)."""
+  values = tf.io.decode_raw(tf.io.read_file(path), tf.int64, little_endian=True)
+  return tf.data.Dataset.from_tensors(tf.ensure_shape(values, [size]))
+
+
+def compose_with_masks(load_inner: tff.Computation, process, size: int):
+  """`process` with masked clients, its clients sending <mask=token, data=`load_inner`'s input>.
+
+  Each worker reads the mask file the token names (written by the hospital's
+  side, `learning.secure.masks`) and runs `load_inner` for the rest.
+  """
+
+  @tff.tensorflow.computation(np.str_)
+  def load_mask(token):
+    return mask_dataset(token, size)
+
+  input_type = tff.StructType([('mask', np.str_), ('data', load_inner.type_signature.parameter)])
+
+  @tff.federated_computation(
+    process.next.type_signature.parameter[0], tff.FederatedType(input_type, tff.CLIENTS)
+  )
+  def next_fn(state, inputs):
+    masks = tff.federated_map(load_mask, inputs.mask)
+    data = tff.federated_map(load_inner, inputs.data)
+    return process.next(state, tff.federated_zip((masks, data)))
+
+  return tff.learning.templates.LearningProcess(
+    process.initialize, next_fn, process.get_model_weights, process.set_model_weights
+  )
+
+
+def with_loader(process, params, load_train, load_pair, specs_fn: Callable, seed: int, masks=None):
   """(composed process, (round, hospitals) -> client inputs).
 
   Args:
@@ -41,19 +75,30 @@ def with_loader(process, params, load_train, load_pair, specs_fn: Callable, seed
       <params, data=spec> -> (params dataset, training dataset).
     specs_fn: (round, hospitals) -> the specs `load_train` reads, in order.
     seed: The run's seed (the parameters' seeds derive from it).
+    masks: For a secure process, (mask size, (round, hospitals) -> each one's
+      mask token); None otherwise.
   """
   if params is None:
-    composed = tff.simulation.compose_dataset_computation_with_learning_process(load_train, process)
-    return composed, specs_fn
-  composed = compose_with_learning_process(
-    load_pair(params.type.element, params.dataset_fn), process
-  )
+    loader, inner_fn = load_train, specs_fn
+  else:
+    loader = load_pair(params.type.element, params.dataset_fn)
 
-  def inputs_fn(round_num, hospitals):
-    specs = specs_fn(round_num, hospitals)
-    return [
-      (params.value(h, position, seed, round_num), spec)
-      for position, (h, spec) in enumerate(zip(hospitals, specs, strict=True))
-    ]
+    def inner_fn(round_num, hospitals):
+      specs = specs_fn(round_num, hospitals)
+      return [
+        (params.value(h, position, seed, round_num), spec)
+        for position, (h, spec) in enumerate(zip(hospitals, specs, strict=True))
+      ]
 
-  return composed, inputs_fn
+  if masks is not None:
+    size, tokens_fn = masks
+
+    def masked_fn(round_num, hospitals):
+      inner = inner_fn(round_num, hospitals)
+      return list(zip(tokens_fn(round_num, hospitals), inner, strict=True))
+
+    return compose_with_masks(loader, process, size), masked_fn
+  if params is None:
+    composed = tff.simulation.compose_dataset_computation_with_learning_process(loader, process)
+    return composed, inner_fn
+  return compose_with_learning_process(loader, process), inner_fn

@@ -85,6 +85,7 @@ class Approvals:
     self._plans: dict[str, str] = {}  # fingerprint -> plan id
     self._records: dict[str, dict] = {}
     self._hospitals: set[str] = set()  # The consortium, as the approved plans name it.
+    self._secure: set[str] = set()  # The hospitals of approved plans with secure aggregation.
     self._load(strict=True)
 
   def _load(self, strict: bool) -> None:
@@ -102,6 +103,8 @@ class Approvals:
       for c in record['computations']:
         self._plans[c['fingerprint']] = record['digest'][:16]
       self._hospitals.update(record['summary']['hospitals'])
+      if record['summary']['algorithm']['aggregator'] == 'secure':
+        self._secure.update(record['summary']['hospitals'])
 
   def plan_of(self, fp: str) -> str | None:
     """The id of an approved plan holding `fp` (rereading the directory once if unknown)."""
@@ -114,6 +117,11 @@ class Approvals:
     """The consortium's hospitals, as the approved plans name them."""
     with self._lock:
       return set(self._hospitals)
+
+  def secure_hospitals(self) -> set[str]:
+    """The hospitals of the approved plans that use secure aggregation (their keys are needed)."""
+    with self._lock:
+      return set(self._secure)
 
   def describe(self) -> str:
     """'plan <id> (<study>)' for each approved plan, or 'none'."""

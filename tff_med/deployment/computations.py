@@ -29,6 +29,7 @@ from tff_med.learning import attacks
 from tff_med.learning import process as process_lib
 from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import budget, processes
+from tff_med.learning.secure import client_work as secure_client_work
 from tff_med.run import settings
 
 PARTS = ('up_to_merge', 'merge', 'after_merge')
@@ -133,6 +134,7 @@ class RunComputations:
   keras_model: object  # () -> a fresh Keras model
   params: object = None
   flips_labels: bool = False
+  mask_size: int = 0  # Secure aggregation: the length of each hospital's mask (else 0).
 
   def invoked(self) -> dict[str, tff.Computation]:
     """{name: computation} for every computation the hospitals run."""
@@ -197,11 +199,16 @@ def build(config, features: tuple[str, ...], hospitals: list[str], privacy_plan=
   )
   plan = settings.local_training(d)
   if params is None:
-    process = tff.simulation.compose_dataset_computation_with_learning_process(
-      shard_format.train_computation(plan, flip=flips), process
-    )
+    loader = shard_format.train_computation(plan, flip=flips)
   else:
     loader = shard_format.paired_train_computation(plan, params.type.element, params.dataset_fn)
+  mask_size = 0
+  if config.algorithm.aggregator == 'secure':
+    mask_size = secure_client_work.model_size(model_fn)
+    process = compose.compose_with_masks(loader, process, mask_size)
+  elif params is None:
+    process = tff.simulation.compose_dataset_computation_with_learning_process(loader, process)
+  else:
     process = compose.compose_with_learning_process(loader, process)
   evaluation = tff.simulation.compose_dataset_computation_with_learning_process(
     shard_format.test_computation(d.eval_batch_size),
@@ -223,6 +230,7 @@ def build(config, features: tuple[str, ...], hospitals: list[str], privacy_plan=
     lambda: schema.keras_model(model, shape, d.num_classes, config.seed),
     params,
     flips,
+    mask_size,
   )
 
 

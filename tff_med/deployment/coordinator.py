@@ -3,7 +3,8 @@
 The coordinator holds no patient data. It learns the shard schema from the
 hospitals (`schema.fetch_schema`), computes the standardization from their
 federated sums, and from then on sends only model weights, shard names and
-per-hospital parameters (DP noise, attack codes); each worker builds its
+per-hospital parameters (DP noise, attack codes) and, under secure
+aggregation, mask tokens (it never holds a key or a mask); each worker builds its
 datasets from its own files (`shard_format`), with the same shuffling as the
 simulation, so a remote run ends with the simulation's weights. The process is
 the one `learning.process.build` chooses for every route; `run.sequence.execute`
@@ -13,6 +14,7 @@ does the rest.
 from __future__ import annotations
 
 import contextlib
+import secrets
 
 import numpy as np
 from absl import logging
@@ -26,6 +28,7 @@ from tff_med.deployment.schema import RemoteTask, fetch_schema
 from tff_med.deployment.tls_identity import TlsFiles
 from tff_med.learning import evaluation
 from tff_med.learning.privacy import budget
+from tff_med.learning.secure import masks
 from tff_med.run import settings
 from tff_med.run.sequence import Prepared, with_union
 
@@ -162,11 +165,25 @@ def _inputs_fn(config, schema, stats, comps):
       return [(np.int32(h in attack.hospitals), spec(round_num, h)) for h in round_hospitals]
     return [spec(round_num, h) for h in round_hospitals]
 
-  if comps.params is None:
-    return specs
-  return lambda round_num, round_hospitals: [
-    (comps.params.value(h, position, config.seed, round_num), s)
-    for position, (h, s) in enumerate(
-      zip(round_hospitals, specs(round_num, round_hospitals), strict=True)
-    )
-  ]
+  def inner(round_num, round_hospitals):
+    if comps.params is None:
+      return specs(round_num, round_hospitals)
+    return [
+      (comps.params.value(h, position, config.seed, round_num), s)
+      for position, (h, s) in enumerate(
+        zip(round_hospitals, specs(round_num, round_hospitals), strict=True)
+      )
+    ]
+
+  if not comps.mask_size:
+    return inner
+  session = secrets.token_hex(8)  # Fresh masks for every run, a resumed one included.
+
+  def masked(round_num, round_hospitals):
+    tokens = [
+      masks.request(h, session, round_num, comps.mask_size, round_hospitals).token()
+      for h in round_hospitals
+    ]
+    return list(zip(tokens, inner(round_num, round_hospitals), strict=True))
+
+  return masked

@@ -14,7 +14,11 @@ request with TFF's protos and relays it to the worker on loopback only if:
   this worker validated at start or one of the approved plans' consortium
   (TFF's mergeable execution hands the first worker's inputs to whichever
   worker finishes a call; they are passed along, not read, there);
-- it carries no sequence (a serialized dataset graph could read any file).
+- it carries no sequence (a serialized dataset graph could read any file);
+- a mask token ('masks/<hospital>/...', `learning.secure.masks`) names a
+  hospital of the consortium; for this worker's own hospital the gate writes
+  the round's mask first (refusing a round of one hospital, or without its
+  key), so the worker's computation finds it.
 
 Anything else is answered with PERMISSION_DENIED, naming the hospital and the
 fingerprint; the coordinator turns it into a DeploymentError. With TLS files
@@ -38,6 +42,7 @@ from tff_med.deployment import certificates, fingerprint, remote_data
 from tff_med.deployment.approvals import Approvals
 from tff_med.deployment.tls_identity import TlsFiles, peer_problem
 from tff_med.deployment.worker_link import MAX_MESSAGE_BYTES
+from tff_med.learning.secure import masks as masks_lib
 
 SERVICE = '/tensorflow_federated.v0.ExecutorGroup/'
 METHODS = (
@@ -74,6 +79,7 @@ class Gate:
     tls: This hospital's certificate, key and the consortium CA, or None for plain gRPC.
     coordinator: The common name the coordinator's certificate must carry.
     max_workers: Requests served at once (further ones wait).
+    masks: This hospital's mask writer (secure aggregation), or None.
   """
 
   def __init__(
@@ -85,6 +91,7 @@ class Gate:
     tls: TlsFiles | None = None,
     coordinator: str = 'coordinator',
     max_workers: int = 16,
+    masks: masks_lib.MaskWriter | None = None,
   ):
     self.port = port
     self.hospitals = list(hospitals)
@@ -92,6 +99,7 @@ class Gate:
     self._tls = tls
     self._crl = certificates.load_revocation_list(tls.crl, tls.ca) if tls and tls.crl else None
     self._coordinator = coordinator
+    self._masks = masks
     self._known: dict[str, str] = {}  # SHA-256 of a computation's bytes -> its fingerprint.
     self._worker = grpc.insecure_channel(worker, _SERVER_OPTIONS)
     self._server = grpc.server(
@@ -123,15 +131,41 @@ class Gate:
           self._check_input(text)
 
   def _check_input(self, text: str) -> None:
+    request = masks_lib.parse_token(text)
+    if request is not None:
+      self._check_mask(request)
+      return
     parsed = remote_data.parse_client_input(text)
     if parsed is not None and self._approvals is None:
       return  # Development: any plain hospital name (reads stay inside the data root).
-    known = set(self.hospitals) | (self._approvals.hospitals() if self._approvals else set())
-    if parsed is None or parsed[0] not in known:
+    if parsed is None or parsed[0] not in self._consortium():
       raise Refused(
         f'{self._who()} refuses the input {text[:80]!r}: it names no shard of the hospitals '
         f'this worker validated ({", ".join(self.hospitals)}) or its approved plans name'
       )
+
+  def _consortium(self) -> set[str]:
+    return set(self.hospitals) | (self._approvals.hospitals() if self._approvals else set())
+
+  def _check_mask(self, request: masks_lib.MaskRequest) -> None:
+    """Writes this hospital's mask for `request`, or passes another's token along (merge)."""
+    unknown = sorted({request.hospital, *request.peers} - self._consortium())
+    if self._approvals is not None and unknown:
+      raise Refused(f'{self._who()} refuses a mask token naming {", ".join(unknown)}')
+    if request.hospital not in self.hospitals:
+      return  # Another hospital's input, handed along by TFF's mergeable execution.
+    if self._masks is None:
+      raise Refused(f'{self._who()} has no mask key (--mask_key): it runs no secure aggregation')
+    try:
+      self._masks.write(request)
+    except masks_lib.MaskError as e:
+      raise Refused(str(e)) from e
+    logging.info(
+      'Mask written: session %s round %d, hospitals %s.',
+      request.session,
+      request.round_num,
+      ', '.join(request.peers),
+    )
 
   def _check_computation(self, comp) -> None:
     fp = self._fingerprint(comp)

@@ -26,7 +26,13 @@ import grpc
 import tensorflow_federated as tff
 
 from tff_med import runtime, stale_files
-from tff_med.deployment import certificates, npz_view, tls_identity, worker_namespace
+from tff_med.deployment import (
+  certificates,
+  hospital_masks,
+  npz_view,
+  tls_identity,
+  worker_namespace,
+)
 from tff_med.deployment.approvals import Approvals
 from tff_med.deployment.gate import Gate
 from tff_med.errors import ConfigError
@@ -50,6 +56,8 @@ class HospitalConfig:
   # port the hospital must close; 'namespace' insists; 'none' never isolates.
   isolation: str = 'auto'
   ready_timeout: float = 60.0
+  mask_key: str = ''  # Secure aggregation: this hospital's private mask key (its own)...
+  mask_public_keys: str = ''  # ...and the directory of the consortium's signed public keys.
 
   @property
   def tls(self) -> bool:
@@ -68,7 +76,7 @@ def check_port_free(port: int) -> None:
 
 
 def check(config: HospitalConfig) -> tuple[list[str], Approvals | None]:
-  """Validates TLS files, shards and approvals; returns (hospitals served, approvals).
+  """Validates TLS files, shards, approvals and mask keys; returns (hospitals served, approvals).
 
   Raises:
     ConfigError: Incomplete, expired or foreign TLS files, a certificate that
@@ -118,12 +126,13 @@ class HospitalWorker:
   def __init__(self, config: HospitalConfig):
     self.config = config
     self.hospitals, self.approvals = check(config)
+    self.keys = hospital_masks.load(config, self.hospitals, self.approvals)
     self.process = None
     self.gate = None
     self.worker_port = 0
     self.isolated = False
     self._socket_dir = ''
-    self._npz_view = ''  # The worker's tensor files of .npz shards (npz_view), if any.
+    self._view = ''  # The worker's private directory (npz tensors, or links; masks), if any.
 
   def start(self) -> None:
     """Starts the worker and the gate, and waits until the worker answers.
@@ -146,7 +155,9 @@ class HospitalWorker:
       wrapper, target = (), f'127.0.0.1:{self.worker_port}'
     cwd = os.path.abspath(c.data_root)
     if npz_view.is_npz_root(c.data_root):
-      cwd = self._npz_view = npz_view.write_view(c.data_root, self.hospitals)
+      cwd = self._view = npz_view.write_view(c.data_root, self.hospitals)
+    elif self.keys is not None:  # Masks are written beside the shards, never into data_root.
+      cwd = self._view = hospital_masks.link_view(c.data_root, self.hospitals)
     self.process = runtime.start_worker(self.worker_port, cwd=cwd, wrapper=wrapper)
     channel = grpc.insecure_channel(target)
     try:
@@ -158,7 +169,10 @@ class HospitalWorker:
     finally:
       channel.close()
     tls = tls_identity.TlsFiles(c.tls_cert, c.tls_key, c.tls_ca, c.tls_crl) if c.tls else None
-    self.gate = Gate(c.port, target, self.hospitals, self.approvals, tls, c.coordinator)
+    masks = self.keys.writer(cwd) if self.keys is not None else None
+    self.gate = Gate(
+      c.port, target, self.hospitals, self.approvals, tls, c.coordinator, masks=masks
+    )
     try:
       self.gate.start()
     except OSError as e:
@@ -172,13 +186,16 @@ class HospitalWorker:
       approval = 'WARNING: ANY computation admitted (--allow_unapproved_computations)'
     else:
       approval = f'approved plans: {self.approvals.describe()} (in {self.config.approved})'
+    secure = ''
+    if self.keys is not None:
+      secure = f'secure aggregation with {len(self.keys.public_keys) - 1} peer key(s) checked; '
     if self.isolated:
       raw = 'the TFF worker in its own network namespace'
     else:
       raw = f'CLOSE port {self.worker_port} to the network (the raw TFF worker listens there)'
     return (
       f'hospital worker ready: {", ".join(self.hospitals)} on port {self.config.port} ({tls}); '
-      f'data stays in {os.path.abspath(self.config.data_root)}; {approval}; {raw}'
+      f'data stays in {os.path.abspath(self.config.data_root)}; {approval}; {secure}{raw}'
     )
 
   def stop(self) -> None:
@@ -193,10 +210,10 @@ class HospitalWorker:
         with contextlib.suppress(OSError):
           os.remove(self.process.log_path)
       self.process = None
-    for directory in (self._socket_dir, self._npz_view):
+    for directory in (self._socket_dir, self._view):
       if directory:
         shutil.rmtree(directory, ignore_errors=True)
-    self._socket_dir = self._npz_view = ''
+    self._socket_dir = self._view = ''
 
 
 def raise_file_limit() -> int:

@@ -95,6 +95,36 @@ def _attack(config) -> str:
   )
 
 
+def _per_round(config, update) -> str:
+  if config.algorithm.aggregator != 'secure':
+    return (
+      f'the model update, {update["update_values"]} float32 values {update["update_shapes"]} '
+      "weighted by the examples trained on, and the round's training metric sums"
+    )
+  s = config.secure
+  return (
+    f'the model update, {update["update_values"]} values clipped to [-{s.clip}, {s.clip}], '
+    f'quantized to {s.quantization_bits} bits, multiplied by its weight (examples trained on, '
+    f'sent in the clear) and masked modulo 2^{s.modulus_bits} with masks agreed with the other '
+    "hospitals of the round (only the round's sum can be read); the round's training metric "
+    'sums and the number of coordinates clipped'
+  )
+
+
+def _secure(config) -> dict:
+  if config.algorithm.aggregator != 'secure':
+    return {}
+  s = config.secure
+  return {
+    'secure_aggregation': {
+      'clip': s.clip,
+      'quantization_bits': s.quantization_bits,
+      'modulus_bits': s.modulus_bits,
+      'keys': "this hospital's X25519 key, which never leaves it; peers' keys signed by their TLS keys",
+    }
+  }
+
+
 def summarize(config, hospitals: list[str], features, model) -> dict:
   """The plan's settings and what leaves each hospital, as nested plain values."""
   a, d = config.algorithm, config.data
@@ -134,6 +164,7 @@ def summarize(config, hospitals: list[str], features, model) -> dict:
       'local_epochs': d.local_epochs,
       'scaling': d.scaling,
     },
+    **_secure(config),
     'privacy': _privacy(config),
     'attack': _attack(config),
     'leaves_the_hospital': {
@@ -147,10 +178,7 @@ def summarize(config, hospitals: list[str], features, model) -> dict:
         f'the count, sum and sum of squares of each of the {_statistics(config, features)} '
         'over the training shard (for standardization)'
       ),
-      'per_round': (
-        f'the model update, {update["update_values"]} float32 values {update["update_shapes"]} '
-        "weighted by the examples trained on, and the round's training metric sums"
-      ),
+      'per_round': _per_round(config, update),
       'per_evaluation': 'metric sums over the test shard (loss, accuracy, AUC counts)',
     },
   }

@@ -55,9 +55,8 @@ def model_aggregator(algorithm, num_clients: int) -> tff.aggregators.WeightedAgg
   statistics, 'multi_krum' drops the `krum_byzantine` updates farthest from
   the rest, and 'norm_clip' clips every update to the round's median norm
   (`robust_aggregators`); 'compression' TFF's
-  `compression_aggregator` (8-bit quantization of large tensors); 'secure' TFF's
-  `secure_aggregator`, which TFF runs only with its secure sum emulated in the
-  clear (`runtime.local_runtime(emulate_secure_sum=True)`).
+  `compression_aggregator` (8-bit quantization of large tensors). 'secure', the
+  masked mean, needs its client work too: `learning.process.build` makes it.
   """
   name = algorithm.aggregator
   if name == 'mean':
@@ -67,7 +66,10 @@ def model_aggregator(algorithm, num_clients: int) -> tff.aggregators.WeightedAgg
   elif name == 'compression':
     inner = tff.learning.compression_aggregator(weighted=True)
   elif name == 'secure':
-    inner = tff.learning.secure_aggregator(weighted=True)
+    raise ConfigError(
+      "algorithm.aggregator='secure' is the masked mean of learning.secure, which runs with "
+      'the FedAvg family only'
+    )
   elif name == 'median':
     inner = robust_aggregators.coordinate_median(num_clients)
   elif name == 'multi_krum':
@@ -251,6 +253,9 @@ def compose_fed_avg(
     initial_model_weights,
     tff.learning.templates.build_broadcast_process(weights_type),
     client_work,
-    model_aggregator.create(weights_type.trainable, tff.TensorType(np.float32)),
+    # What the client work sends: the update, or <update, mask> (learning.secure).
+    model_aggregator.create(
+      client_work.next.type_signature.result.result.member.update, tff.TensorType(np.float32)
+    ),
     tff.learning.templates.build_apply_optimizer_finalizer(server_optimizer, weights_type),
   )

@@ -5,8 +5,10 @@ Counted from the tensors TFF moves: the broadcast is the model's weights
 float32 weight. With `algorithm.aggregator='compression'` (TFF's
 `compression_aggregator`: 8-bit uniform quantization of every tensor of more
 than 20000 elements) each update tensor is encoded with the same tensor-encoding
-stages TFF uses and the encoded tensors' bytes are counted. Metrics and gRPC
-framing are not counted. TFF reports no byte counts itself; this is ours.
+stages TFF uses and the encoded tensors' bytes are counted. With
+`algorithm.aggregator='secure'` (`learning.secure`) each value leaves masked as
+an int64, with the float32 weight and an int32 count of clipped coordinates.
+Metrics and gRPC framing are not counted. TFF reports no byte counts itself; this is ours.
 """
 
 from __future__ import annotations
@@ -57,11 +59,16 @@ class CommunicationCost:
     }
 
 
-def communication_cost(model: tf.keras.Model, *, compressed: bool) -> CommunicationCost:
-  """What one hospital receives and sends per round for `model`."""
+def communication_cost(model: tf.keras.Model, *, aggregator: str = 'mean') -> CommunicationCost:
+  """What one hospital receives and sends per round for `model` under `aggregator`."""
   trainable = [w.numpy() for w in model.trainable_weights]
   everything = [w.numpy() for w in model.weights]
   weight_bytes = np.dtype(np.float32).itemsize
   plain = sum(tensor_bytes(a) for a in trainable) + weight_bytes
-  upload = sum(quantized_bytes(a) for a in trainable) + weight_bytes if compressed else plain
+  upload = plain
+  if aggregator == 'compression':
+    upload = sum(quantized_bytes(a) for a in trainable) + weight_bytes
+  elif aggregator == 'secure':
+    values = sum(a.size for a in trainable)
+    upload = values * np.dtype(np.int64).itemsize + weight_bytes + np.dtype(np.int32).itemsize
   return CommunicationCost(sum(tensor_bytes(a) for a in everything), upload, plain)

@@ -16,8 +16,11 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow_federated as tff
 
-from tff_med.learning import algorithms, attacks, metrics
+from tff_med.learning import algorithms, attacks, metrics, non_finite
 from tff_med.learning.privacy import dp_sgd, processes
+from tff_med.learning.secure import aggregator as secure_aggregator
+from tff_med.learning.secure import client_work as secure_client_work
+from tff_med.learning.secure import settings as secure_settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +60,8 @@ def build(config, model_fn, hospitals: list[str], num_classes: int, privacy_plan
     privacy_plan: A `budget.PrivacyPlan`, or None.
     attack: An `attacks.Attack`, or None.
   """
+  if config.algorithm.aggregator == 'secure':
+    return _build_secure(config, model_fn, hospitals, num_classes, privacy_plan, attack)
   if privacy_plan is not None:
     process = processes.build_private_learning_process(
       model_fn,
@@ -67,19 +72,70 @@ def build(config, model_fn, hospitals: list[str], num_classes: int, privacy_plan
     )
     if privacy_plan.level != 'patient':
       return process, None
-    noise = privacy_plan.noise_multipliers
-    return process, ClientParams(
-      dp_sgd.PARAMS_TYPE,
-      dp_sgd.params_dataset,
-      lambda h, position: (np.float32(noise[h]), hospitals.index(h)),
-    )
+    return process, _patient_params(privacy_plan, hospitals)
   if attack is None or attack.kind not in attacks.UPDATE_ATTACKS:
     return algorithms.build_learning_process(model_fn, config.algorithm, len(hospitals)), None
   process = algorithms.build_attacked_learning_process(
     model_fn, config.algorithm, len(hospitals), attack
   )
-  return process, ClientParams(
+  return process, _attack_params(attack)
+
+
+def _attack_params(attack) -> ClientParams:
+  return ClientParams(
     attacks.ATTACK_TYPE,
     attacks.attack_dataset,
     lambda h, position: (np.int32(attack.code(h)), position),
   )
+
+
+def _patient_params(privacy_plan, hospitals) -> ClientParams:
+  noise = privacy_plan.noise_multipliers
+  return ClientParams(
+    dp_sgd.PARAMS_TYPE,
+    dp_sgd.params_dataset,
+    lambda h, position: (np.float32(noise[h]), hospitals.index(h)),
+  )
+
+
+def _build_secure(config, model_fn, hospitals, num_classes, privacy_plan, attack):
+  """The FedAvg family with masked secure aggregation around any of its client works.
+
+  Clients take (mask dataset, what the client work takes): `secure.client_work`.
+  """
+  quantization = secure_settings.check(config, hospitals)
+  processes.check_compatible(config, privacy_plan)
+  a = config.algorithm
+  algorithms.validate(a)
+  params = None
+  if privacy_plan is not None:
+    inner = dp_sgd.build_dp_sgd_client_work(
+      model_fn,
+      metrics.loss_fn(num_classes, reduction='none'),
+      algorithms.client_optimizer(a),
+      l2_norm_clip=privacy_plan.l2_norm_clip,
+      weighted=a.client_weighting == 'num_examples',
+    )
+    params = _patient_params(privacy_plan, hospitals)
+  else:
+    inner = tff.learning.templates.build_model_delta_client_work(
+      model_fn,
+      algorithms.client_optimizer(a),
+      algorithms.WEIGHTINGS[a.client_weighting],
+      loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR,
+    )
+    if attack is not None and attack.kind in attacks.UPDATE_ATTACKS:
+      inner = attacks.build_attacked_client_work(
+        inner, scale=attack.scale, noise_std=attack.noise_std
+      )
+      params = _attack_params(attack)
+  size = secure_client_work.model_size(model_fn)
+  process = algorithms.compose_fed_avg(
+    model_fn,
+    client_work=secure_client_work.build_masked_client_work(inner, size),
+    server_optimizer=algorithms.server_optimizer(a),
+    model_aggregator=non_finite.CountZeroWeightFactory(
+      secure_aggregator.MaskedMeanFactory(quantization)
+    ),
+  )
+  return process, params

@@ -18,6 +18,7 @@ from absl import logging
 
 from tff_med.errors import NonFiniteUpdateError
 from tff_med.learning import non_finite
+from tff_med.learning.secure import aggregator as secure_aggregator
 from tff_med.run import outputs
 from tff_med.run.attendance import Attendance
 from tff_med.run.stopping import StoppingRule
@@ -61,6 +62,10 @@ def _train_metrics(metrics) -> dict[str, float]:
   }
   train[f'{outputs.TRAIN_PREFIX}{non_finite.ZERO_WEIGHT_CLIENTS}'] = zeroed
   train[f'{outputs.TRAIN_PREFIX}update_non_finite'] = int(rejected)
+  inner = metrics.get('aggregator', {}).get('inner', {})
+  if secure_aggregator.CLIPPED in inner:  # Secure aggregation: coordinates clipped to secure.clip.
+    clipped = int(inner[secure_aggregator.CLIPPED])
+    train[f'{outputs.TRAIN_PREFIX}{secure_aggregator.CLIPPED}'] = clipped
   return train
 
 
@@ -187,6 +192,14 @@ def _train_round(process, state, round_num, hospitals_fn, datasets_fn, attendanc
     return output, metrics
 
   (output, metrics), hospitals = attendance.train(round_num, hospitals_fn(round_num), step)
+  clipped = metrics.get(f'{outputs.TRAIN_PREFIX}{secure_aggregator.CLIPPED}', 0)
+  if clipped:
+    logging.warning(
+      "Round %d: secure aggregation clipped %d coordinates of the hospitals' updates to "
+      '[-secure.clip, secure.clip] (summed over hospitals); raise secure.clip if it persists.',
+      round_num,
+      clipped,
+    )
   metrics.update(attendance.round_metrics(round_num))
   if extra_fn is not None:
     metrics.update(extra_fn(round_num, hospitals))
@@ -208,7 +221,11 @@ def _report_faults(
     return False
   messages = []
   if zeroed:
-    culprits = _zeroed_hospitals(process, state, round_num, hospitals, datasets_fn, route)
+    if f'{outputs.TRAIN_PREFIX}{secure_aggregator.CLIPPED}' in metrics:
+      # One hospital alone would reveal its update: not asked under secure aggregation.
+      culprits = ['not identified under secure aggregation']
+    else:
+      culprits = _zeroed_hospitals(process, state, round_num, hospitals, datasets_fn, route)
     messages.append(
       f'the non-finite update of {zeroed} hospital(s) ({", ".join(culprits)}) was zeroed '
       'and given weight 0, as TFF does'

@@ -75,7 +75,7 @@ def _round_metrics_fn(config, run: Prepared, attendance: attendance_lib.Attendan
   Epsilon counts the rounds each hospital took part in, not those it was planned for.
   """
   cost = communication.communication_cost(
-    run.task.keras_model(), compressed=config.algorithm.aggregator == 'compression'
+    run.task.keras_model(), aggregator=config.algorithm.aggregator
   )
 
   def round_metrics(round_num, hospitals):

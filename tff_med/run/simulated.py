@@ -18,21 +18,18 @@ from tff_med.learning import attacks, evaluation, fused, fused_support
 from tff_med.learning import process as process_lib
 from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import budget, processes
+from tff_med.learning.secure import client_work as secure_client_work
+from tff_med.learning.secure import simulation as secure_simulation
 from tff_med.run import results, settings
 from tff_med.run.sequence import Prepared, with_union
 from tff_med.survival import evaluation as survival_evaluation
 
-SECURE_EMULATION_WARNING = (
-  "aggregator 'secure': TFF runs secure aggregation only in its test context, which "
-  'emulates the secure sum insecurely (values are summed in the clear by the TFF worker). '
-  "This run shows secure aggregation's numerics (clipping, quantization), not its security."
-)
 
-
-def process_and_inputs(config, task, plan, attack, privacy_plan, shards):
+def process_and_inputs(config, task, plan, attack, privacy_plan, shards, masks=None):
   """The composed learning process and its (round, hospitals) -> client inputs function.
 
-  Every process reads the data the local worker keeps (`shards`).
+  Every process reads the data the local worker keeps (`shards`); a secure one
+  also the masks the simulated hospitals write (`masks`: see `compose.with_loader`).
   """
   process, params = process_lib.build(
     config, task.model_fn(), task.data.hospitals, task.data.num_classes, privacy_plan, attack
@@ -46,7 +43,17 @@ def process_and_inputs(config, task, plan, attack, privacy_plan, shards):
       hospitals, seed=config.seed, round_num=round_num
     ),
     config.seed,
+    masks,
   )
+
+
+def _simulated_masks(config, task, stack):
+  """(mask size, tokens function) of simulated hospitals for a secure run, else None."""
+  if config.algorithm.aggregator != 'secure':
+    return None
+  size = secure_client_work.model_size(task.model_fn())
+  tokens = stack.enter_context(secure_simulation.simulated_hospitals(task.data.hospitals, size))
+  return size, tokens
 
 
 def _engine(config, task, privacy_plan, attack) -> str:
@@ -61,14 +68,10 @@ def _engine(config, task, privacy_plan, attack) -> str:
 @contextlib.contextmanager
 def prepare(config):
   """Yields the `Prepared` simulated run of `config` (checked by `settings.validate_training`)."""
-  secure = config.algorithm.aggregator == 'secure'
-  if secure:
-    logging.warning('%s', SECURE_EMULATION_WARNING)
   with contextlib.ExitStack() as stack:
     stack.enter_context(
       runtime.local_runtime(
         max_concurrent_computation_calls=config.runtime.max_concurrent_computation_calls,
-        emulate_secure_sum=secure,
       )
     )
     task = task_lib.load_task(config)
@@ -91,7 +94,10 @@ def prepare(config):
       fused_support.check_supported(config, privacy_plan=privacy_plan, attack=attack)
       process, datasets_fn = fused.process_and_datasets(config, task, plan, attack)
     else:
-      process, datasets_fn = process_and_inputs(config, task, plan, attack, privacy_plan, shards)
+      masks = _simulated_masks(config, task, stack)
+      process, datasets_fn = process_and_inputs(
+        config, task, plan, attack, privacy_plan, shards, masks
+      )
     if kind == 'survival':
       evaluator = survival_evaluation.SurvivalEvaluator(task.keras_model(), task.data)
     else:
