@@ -26,6 +26,7 @@ from tff_med.deployment import (
   hospital,
   plan,
   remote_data,
+  summary,
 )
 from tff_med.deployment.shard_format import ShardFormat
 from tff_med.deployment.gate import Gate, Refused
@@ -75,6 +76,20 @@ def test_fingerprints_ignore_tracing_history_but_not_constants():
     tff.tensorflow.computation(lambda: tf.constant(1.0))
   assert parts('heart_disease') == first
   assert parts('sex') != first
+
+
+def test_a_private_secure_plan_is_the_same_however_often_it_is_built():
+  # DP-SGD's gradients link forward and backward functions by name, in string
+  # attributes numbered per process: the coordinator builds its computations again
+  # after checking them against the plan, and must get the same fingerprints.
+  config = heart_config()
+  config.privacy.update({'level': 'patient', 'noise_multiplier': 1.0})
+  config.algorithm.aggregator = 'secure'
+  first, _ = plan.build_content(config)
+  again, _ = plan.build_content(config)
+  assert first['computations'] == again['computations']
+  text = summary.render(first)
+  assert 'masked modulo 2^32' in text and 'secure aggregation' in text
 
 
 def _copy(exported, tmp_path):

@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import json
 import os
 import tempfile
 
@@ -90,3 +91,15 @@ def test_the_secure_heart_study_matches_plain_fedavg(heart_root, tmp_path):
   # Each round's aggregate is within step / 2 of the plain one; over 15 rounds the weights
   # drift by at most that much per round (measured: 4.1e-5, step / 2 = 3.1e-5).
   assert max_difference(tmp_path / 'plain', tmp_path / 'secure') <= 15 * step() / 2
+
+
+def test_patient_level_dp_runs_under_secure_aggregation(heart_root, tmp_path):
+  private = {'training.rounds': 2, 'privacy.level': 'patient', 'privacy.noise_multiplier': 1.0}
+  run(heart_root, tmp_path / 'plain', 'mean', **private)
+  run(heart_root, tmp_path / 'secure', 'secure', **private)
+  assert metrics(tmp_path / 'secure')[-1]['train/secure_clipped_coordinates'] == '0'
+  assert max_difference(tmp_path / 'plain', tmp_path / 'secure') <= 2 * step() / 2
+  plain, secure = (
+    json.loads((tmp_path / r / 'results.json').read_text()) for r in ('plain', 'secure')
+  )
+  assert secure['privacy'] == plain['privacy']  # Masks add no noise: the same epsilon.

@@ -7,6 +7,7 @@ holds their private keys, as they do) to unmask them afterwards.
 """
 
 import collections
+import copy
 import os
 import shutil
 import sys
@@ -222,6 +223,21 @@ def check_round_one_updates(three, unmasked, q):
       expected, _ = aggregator.encode(update, 400.0, np.zeros(SIZE, np.int64), q)
       difference = np.abs(unmasked[h] - expected.numpy())
       assert difference.max() <= 400 and np.mean(difference == 0) > 0.95, h
+
+
+def test_patient_level_dp_under_secure_aggregation_runs_as_in_simulation(consortium, tmp_path):
+  config, _, three, root = consortium
+  private = {'level': 'patient', 'noise_multiplier': 1.0}
+  config = copy.deepcopy(config)
+  config.privacy.update(private)
+  for h in HOSPITALS:  # Each steward approves this plan too; the running workers pick it up.
+    approve(config, str(root / f'approved_{h}'), str(tmp_path / 'plan'))
+  experiment.train(config, str(tmp_path / 'remote'), print_fn=lambda _: None)
+  simulated_config = secure(heart_disease.get_config('smoke'))
+  simulated_config.data.source, simulated_config.data.root = 'csv', three
+  simulated_config.privacy.update(private)
+  experiment.train(simulated_config, str(tmp_path / 'sim'), print_fn=lambda _: None)
+  assert_same_model(str(tmp_path / 'remote'), str(tmp_path / 'sim'))
 
 
 def test_a_round_of_one_hospital_is_refused_by_its_gate(consortium):

@@ -30,24 +30,48 @@ def _function_refs(attr):
       yield from _function_refs(inner)
 
 
+def _named_functions(attrs, library) -> list[str]:
+  """Library functions named by string attributes (e.g. a function's 'backward_function_name')."""
+  names = []
+  for key in sorted(attrs):
+    text = attrs[key].s.decode('utf-8', 'replace') if attrs[key].HasField('s') else ''
+    if text in library:
+      names.append(text)
+  return names
+
+
 def _rename_functions(graph) -> None:
-  """Renames library functions 'f0', 'f1'... in order of first reference from the graph."""
+  """Renames library functions 'f0', 'f1'... in order of first reference from the graph.
+
+  A reference is a function attribute, or a string attribute holding a function's
+  name (TensorFlow links forward and backward functions so, with per-process numbers).
+  """
   library = {f.signature.name: f for f in graph.library.function}
   names: dict[str, str] = {}
+
+  def reach(name):
+    if name in library and name not in names:
+      names[name] = f'f{len(names)}'
+      visit(library[name].node_def)
+      for other in _named_functions(library[name].attr, library):
+        reach(other)
 
   def visit(nodes):
     for node in nodes:
       for key in sorted(node.attr):
         for ref in _function_refs(node.attr[key]):
-          if ref.name in library and ref.name not in names:
-            names[ref.name] = f'f{len(names)}'
-            visit(library[ref.name].node_def)
+          reach(ref.name)
+      for other in _named_functions(node.attr, library):
+        reach(other)
 
   visit(graph.node)
-  for node in [*graph.node, *(n for f in graph.library.function for n in f.node_def)]:
-    for attr in node.attr.values():
+  nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+  for attrs in [*(n.attr for n in nodes), *(f.attr for f in graph.library.function)]:
+    for attr in attrs.values():
       for ref in _function_refs(attr):
         ref.name = names.get(ref.name, ref.name)
+      if attr.HasField('s') and attr.s.decode('utf-8', 'replace') in names:
+        attr.s = names[attr.s.decode('utf-8')].encode()
   for function in graph.library.function:
     function.signature.name = names.get(function.signature.name, function.signature.name)
   for gradient in graph.library.gradient:
