@@ -51,9 +51,11 @@ def step(config=None) -> float:
   return 2 * s.clip / (2**s.quantization_bits - 1)
 
 
-def test_one_secure_round_is_within_half_a_step_of_the_plain_mean(heart_root, tmp_path):
-  run(heart_root, tmp_path / 'plain', 'mean', **{'training.rounds': 1})
-  run(heart_root, tmp_path / 'secure', 'secure', **{'training.rounds': 1})
+@pytest.mark.parametrize('algorithm', ['fedavg', 'fedprox'])
+def test_one_secure_round_is_within_half_a_step_of_the_plain_mean(heart_root, tmp_path, algorithm):
+  settings = {'training.rounds': 1, 'algorithm.name': algorithm, 'algorithm.proximal_strength': 0.1}
+  run(heart_root, tmp_path / 'plain', 'mean', **settings)
+  run(heart_root, tmp_path / 'secure', 'secure', **settings)
   # One FedAvg round from the same model (server rate 1): the weights differ by the aggregates.
   assert max_difference(tmp_path / 'plain', tmp_path / 'secure') <= step() / 2 + 1e-7
   rows = metrics(tmp_path / 'secure')

@@ -128,7 +128,7 @@ def config(**changes):
     ({'secure.quantization_bits': 32}, 'secure.quantization_bits must be in'),
     ({'secure.modulus_bits': 40}, 'secure.modulus_bits must be in'),
     ({'secure.clip': 0.0}, 'secure.clip must be a positive'),
-    ({'algorithm.name': 'fedprox'}, "FedAvg family only, not 'fedprox'"),
+    ({'algorithm.name': 'fedsgd'}, "and FedProx, not 'fedsgd'"),
     ({'privacy.level': 'hospital'}, "privacy.level='hospital'"),
     ({'algorithm.clients_per_round': 1}, 'at least two hospitals in every round'),
     ({'deployment.min_hospitals': 1}, 'at least two hospitals in every round'),

@@ -67,8 +67,8 @@ def model_aggregator(algorithm, num_clients: int) -> tff.aggregators.WeightedAgg
     inner = tff.learning.compression_aggregator(weighted=True)
   elif name == 'secure':
     raise ConfigError(
-      "algorithm.aggregator='secure' is the masked mean of learning.secure, which runs with "
-      'the FedAvg family only'
+      "algorithm.aggregator='secure' is the masked mean of learning.secure, built with its "
+      'client work by learning.process'
     )
   elif name == 'median':
     inner = robust_aggregators.coordinate_median(num_clients)

@@ -15,7 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 import tensorflow_federated as tff
+from tensorflow_federated.python.learning.templates import proximal_client_work
 
+from tff_med.errors import ConfigError
 from tff_med.learning import algorithms, attacks, metrics, non_finite
 from tff_med.learning.privacy import dp_sgd, processes
 from tff_med.learning.secure import aggregator as secure_aggregator
@@ -98,8 +100,21 @@ def _patient_params(privacy_plan, hospitals) -> ClientParams:
   )
 
 
+def _delta_client_work(model_fn, a):
+  """TFF's model-delta client work of the algorithm: FedProx's proximal one, or FedAvg's."""
+  common = dict(loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR)
+  optimizer, weighting = algorithms.client_optimizer(a), algorithms.WEIGHTINGS[a.client_weighting]
+  if a.name == 'fedprox':  # As tff.learning.algorithms.build_weighted_fed_prox builds it.
+    return proximal_client_work.build_model_delta_client_work(
+      model_fn, optimizer, weighting, delta_l2_regularizer=a.proximal_strength, **common
+    )
+  return tff.learning.templates.build_model_delta_client_work(
+    model_fn, optimizer, weighting, **common
+  )
+
+
 def _build_secure(config, model_fn, hospitals, num_classes, privacy_plan, attack):
-  """The FedAvg family with masked secure aggregation around any of its client works.
+  """The FedAvg family and FedProx, masked secure aggregation around any of their client works.
 
   Clients take (mask dataset, what the client work takes): `secure.client_work`.
   """
@@ -118,13 +133,10 @@ def _build_secure(config, model_fn, hospitals, num_classes, privacy_plan, attack
     )
     params = _patient_params(privacy_plan, hospitals)
   else:
-    inner = tff.learning.templates.build_model_delta_client_work(
-      model_fn,
-      algorithms.client_optimizer(a),
-      algorithms.WEIGHTINGS[a.client_weighting],
-      loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR,
-    )
+    inner = _delta_client_work(model_fn, a)
     if attack is not None and attack.kind in attacks.UPDATE_ATTACKS:
+      if a.name == 'fedprox':
+        raise ConfigError("update attacks are simulated for the FedAvg family only, not 'fedprox'")
       inner = attacks.build_attacked_client_work(
         inner, scale=attack.scale, noise_std=attack.noise_std
       )

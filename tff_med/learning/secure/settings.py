@@ -56,9 +56,9 @@ def check(config, hospitals: list[str]) -> Quantization:
   """
   q = quantization(config)
   a = config.algorithm
-  if a.name in ('fedprox', 'fedsgd'):
+  if a.name == 'fedsgd':
     raise ConfigError(
-      f"algorithm.aggregator='secure' runs with the FedAvg family only, not {a.name!r}"
+      "algorithm.aggregator='secure' runs with the FedAvg family and FedProx, not 'fedsgd'"
     )
   if config.privacy.level == 'hospital':
     raise ConfigError(
