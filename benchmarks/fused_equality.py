@@ -1,6 +1,6 @@
 """How far the fused engine is from TFF's learning process, per algorithm, on the heart study.
 
-For each algorithm of the FedAvg family, runs the heart main job's rounds on
+For each algorithm of the FedAvg family (and patient-level DP-SGD), runs the heart main job's rounds on
 TFF and on the fused engine side by side and prints the largest difference in
 any weight: over the whole trajectory (each engine from its own previous
 round), and per round (the fused round started from TFF's state, which is what
@@ -23,6 +23,7 @@ from tff_med import runtime
 from tff_med.clients import client_data, resident
 from tff_med.learning import fused
 from tff_med.learning import task as task_lib
+from tff_med.learning.privacy import budget
 from tff_med.run import simulated
 
 CASES = {
@@ -34,6 +35,7 @@ CASES = {
   'fedadagrad': {'name': 'fedadagrad'},
   'client_momentum': {'client_momentum': 0.9},
   'client_adam': {'client_optimizer': 'adam', 'client_learning_rate': 0.01},
+  'patient_dp': {'privacy': {'level': 'patient', 'noise_multiplier': 1.0}},
 }
 _ROUNDS = flags.DEFINE_integer('rounds', 15, 'Rounds per algorithm (the heart job has 15).')
 _ALGORITHMS = flags.DEFINE_list('algorithms', list(CASES), 'Which of CASES to measure.')
@@ -54,15 +56,19 @@ def _from_tff(tff_state, fused_process) -> dict:
 def measure(change: dict, rounds: int) -> tuple[float, float]:
   """(largest difference over the trajectory, largest difference of one round from TFF's state)."""
   config = heart_disease.get_config()
+  change = dict(change)
+  config.privacy.update(change.pop('privacy', {}))
   config.algorithm.update(change)
   config.data.root = tempfile.mkdtemp(prefix='heart_')
   with runtime.local_runtime():
     task = task_lib.load_task(config)
     plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
     hospitals = task.data.hospitals
+    sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
+    private = budget.plan(config, sizes, lambda _: hospitals)
     with resident.resident_shards(task.data) as kept:
-      tff_process, inputs_fn = simulated.process_and_inputs(config, task, plan, None, None, kept)
-      fused_process, datasets_fn = fused.process_and_datasets(config, task, plan)
+      tff_process, inputs_fn = simulated.process_and_inputs(config, task, plan, None, private, kept)
+      fused_process, datasets_fn = fused.process_and_datasets(config, task, plan, None, private)
       tff_state, fused_state = tff_process.initialize(), fused_process.initialize()
       trajectory = per_round = 0.0
       for round_num in range(1, rounds + 1):

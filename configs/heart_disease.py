@@ -139,8 +139,8 @@ def get_config(variant: str = '') -> ml_collections.ConfigDict:
   # 'tff': TFF's learning process on its worker. 'fused': every hospital's round
   # compiled by XLA in this process, proved equal to TFF on the FedAvg family (fedavg,
   # fedavgm, fedprox, fedadam, fedyogi, fedadagrad), the mean and order-statistic
-  # aggregators, attacks and dense models (tff_med/learning/fused_support.py); refuses
-  # the rest. 'auto': fused where it is proved, tff otherwise (the studies' default;
+  # aggregators, attacks, patient-level DP and dense models
+  # (tff_med/learning/fused_support.py); refuses the rest. 'auto': fused where it is proved, tff otherwise (the studies' default;
   # results.json says which ran).
   config.runtime.engine = 'tff'
 

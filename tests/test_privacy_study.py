@@ -30,6 +30,14 @@ def test_smoke_sweep_writes_table_plot_and_one_row_per_run(tmp_path):
   assert os.path.getsize(tmp_path / 'out' / 'privacy_utility.png') > 0
   manifest = json.load(open(tmp_path / 'out' / 'manifest.json'))  # As every study writes.
   assert len(manifest['shards']) == 8 and manifest['seeds'] == [0]
+  # The studies' runtime.engine='auto' runs DP-SGD fused, and ends as TFF's engine does.
+  assert set(manifest['engines'].values()) == {'fused'}
+  config.runtime.engine = 'tff'
+  on_tff = privacy_sweep.run_privacy_sweep(config, str(tmp_path / 'tff'), print_fn=lambda _: None)
+  for want, got in zip(on_tff, rows, strict=True):
+    for key, value in want.items():
+      if isinstance(value, float) and math.isfinite(value):
+        assert got[key] == pytest.approx(value, abs=5e-4), key
 
 
 @pytest.mark.parametrize(

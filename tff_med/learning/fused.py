@@ -21,7 +21,8 @@ trimmed-mean, Multi-Krum and median-norm-clip aggregators (`fused_aggregation`),
 number of local steps (XLA needs fixed shapes), models of dense layers without
 dropout (`logistic_regression`, `mlp`), label flipping and the update attacks
 (`attacks.corrupt` after TFF's zeroing, as tff_med's attacked client work), and
-no differential privacy. Float rounding differs
+patient-level DP-SGD (`privacy.dp_sgd`'s clipping, and its noise from the same
+stateless seeds; hospital-level DP is not covered). Float rounding differs
 from TFF's (XLA fuses operations); optimizers that normalize or accumulate
 (Adam, server momentum) carry it further: `benchmarks/fused_equality.py` prints
 the differences per algorithm on the heart job. Convolutions were measured 15x
@@ -43,6 +44,7 @@ from tensorflow_federated.python.learning.tensor_utils import zero_all_if_any_no
 from tff_med.clients import client_data
 from tff_med.learning import algorithms, attacks, fused_aggregation, fused_support, metrics
 from tff_med.learning import process as process_lib
+from tff_med.learning.privacy import dp_sgd
 
 
 def _numpy(structure):
@@ -61,12 +63,14 @@ class FusedFedAvg:
     task: A `tff_med.task.Task`.
     config: The `algorithm` block of the experiment config.
     local_steps: Batches each hospital trains on per round.
+    attack: An `attacks.Attack`, or None.
+    l2_norm_clip: Patient-level DP-SGD's clipping norm, or None without DP.
 
   Raises:
     ConfigError: The model has layers other than dense ones (`LAYERS`).
   """
 
-  def __init__(self, task, config, local_steps: int, attack=None):
+  def __init__(self, task, config, local_steps: int, attack=None, l2_norm_clip=None):
     keras_model = task.keras_model()
     fused_support.check_model(keras_model)
     fused_aggregation.check(config, len(task.data.hospitals))
@@ -87,6 +91,8 @@ class FusedFedAvg:
     # its FedProx client work does not (tff.learning.templates.proximal_client_work).
     self._zeroed_metrics_count = config.name == 'fedprox'
     self._steps = local_steps
+    self._clip = l2_norm_clip
+    self._per_example_loss = metrics.loss_fn(num_classes, reduction='none')
     self._specs = tuple(tf.TensorSpec(v.shape, v.dtype) for v in self._model.trainable_variables)
     self._client = tf.function(self._client_round, jit_compile=True)
     self._round = tf.function(self._server_round)
@@ -104,22 +110,58 @@ class FusedFedAvg:
 
   def next(self, state, inputs) -> tff.learning.templates.LearningProcessOutput:
     """One round over `inputs`: per hospital (dataset of `local_steps` full batches, attack
-    code, noise seed), as `process_and_datasets` makes them."""
+    code, seed, DP noise multiplier), as `process_and_datasets` makes them."""
     xs, ys = [], []
-    for dataset, _, _ in inputs:
+    for dataset, *_ in inputs:
       x, y = dataset.batch(self._steps, drop_remainder=True).get_single_element()
       xs.append(x)
       ys.append(y)
-    codes = [tf.constant(code, tf.int32) for _, code, _ in inputs]
-    seeds = [tf.constant(seed, tf.int64) for _, _, seed in inputs]
+    codes = [tf.constant(code, tf.int32) for _, code, _, _ in inputs]
+    seeds = [tf.constant(seed, tf.int64) for _, _, seed, _ in inputs]
+    noises = [tf.constant(noise, tf.float32) for *_, noise in inputs]
     trainable, optimizer_state, measured = self._round(
-      list(state['trainable']), state['server_optimizer'], xs, ys, codes, seeds
+      list(state['trainable']), state['server_optimizer'], xs, ys, codes, seeds, noises
     )
     new_state = {'trainable': _numpy(trainable), 'server_optimizer': _numpy(optimizer_state)}
     return tff.learning.templates.LearningProcessOutput(new_state, _numpy(measured))
 
-  def _client_round(self, initial, x, y):
-    # TFF's model_delta_client_work with DATASET_ITERATOR, over stacked batches.
+  def _dp_noise(self, seed, noise):
+    # dp_sgd's noise, drawn from its seeds outside XLA (whose normal sampler differs from
+    # TensorFlow's kernel): [local step, ...] per variable.
+    if self._clip is None:
+      return [tf.zeros([self._steps, 0]) for _ in self._specs]
+    return [
+      tf.stack(
+        [
+          tf.random.stateless_normal(
+            spec.shape,
+            seed=tf.random.experimental.stateless_fold_in(
+              seed, tf.constant(k * 1000 + i, tf.int64)
+            ),
+            stddev=noise * self._clip,
+          )
+          for k in range(self._steps)
+        ]
+      )
+      for i, spec in enumerate(self._specs)
+    ]
+
+  def _dp_gradients(self, x, y, drawn):
+    # dp_sgd's step: per-example gradients clipped, summed, noised, averaged.
+    model = self._model
+    with tf.GradientTape() as tape:
+      predicted = model.predict_on_batch(x, training=True)
+      losses = self._per_example_loss(y, predicted)
+    summed = dp_sgd.clip_and_sum(tape.jacobian(losses, model.trainable_variables), self._clip)
+    size = tf.shape(losses)[0]
+    noisy = [
+      (total + d) / tf.cast(size, tf.float32) for total, d in zip(summed, drawn, strict=True)
+    ]
+    return noisy, tf.cast(size, tf.int64), predicted
+
+  def _client_round(self, initial, x, y, drawn):
+    # TFF's model_delta_client_work with DATASET_ITERATOR, over stacked batches (or
+    # tff_med's DP-SGD client work, with a clipping norm).
     model = self._model
     for variable, value in zip(model.trainable_variables, initial, strict=True):
       variable.assign(value)
@@ -128,9 +170,13 @@ class FusedFedAvg:
     num_examples = tf.constant(0, tf.int64)
     predictions = tf.TensorArray(tf.float32, size=self._steps)
     for k in tf.range(self._steps):
-      with tf.GradientTape() as tape:
-        output = model.forward_pass((x[k], y[k]), training=True)
-      gradients = tape.gradient(output.loss, model.trainable_variables)
+      if self._clip is not None:
+        gradients, examples, predicted = self._dp_gradients(x[k], y[k], [d[k] for d in drawn])
+      else:
+        with tf.GradientTape() as tape:
+          output = model.forward_pass((x[k], y[k]), training=True)
+        gradients = tape.gradient(output.loss, model.trainable_variables)
+        examples, predicted = tf.cast(output.num_examples, tf.int64), output.predictions
       if self._proximal > 0:  # TFF's FedProx term, as TFF writes it: strength * (initial - w).
         gradients = [
           g + self._proximal * (w0 - w)
@@ -141,8 +187,8 @@ class FusedFedAvg:
       )
       for variable, value in zip(model.trainable_variables, updated, strict=True):
         variable.assign(value)
-      num_examples += tf.cast(output.num_examples, tf.int64)
-      predictions = predictions.write(k, output.predictions)
+      num_examples += examples
+      predictions = predictions.write(k, predicted)
     update = [i - v for i, v in zip(initial, model.trainable_variables, strict=True)]
     update, non_finite = zero_all_if_any_non_finite(update)
     return update, non_finite, num_examples, predictions.stack(), self._unfinalized()
@@ -153,14 +199,17 @@ class FusedFedAvg:
       for name, values in self._model.report_local_unfinalized_metrics().items()
     )
 
-  def _server_round(self, trainable, optimizer_state, xs, ys, codes, seeds):
+  def _server_round(self, trainable, optimizer_state, xs, ys, codes, seeds, noises):
     for variable in [v for m in self._summed for v in m.variables]:
       variable.assign(tf.zeros_like(variable))
     updates, weights = [], []
     zeroed = tf.constant(0, tf.int32)
     counts = None
-    for x, y, code, seed in zip(xs, ys, codes, seeds, strict=True):
-      update, non_finite, num_examples, predictions, unfinalized = self._client(trainable, x, y)
+    examples_total = tf.constant(0, tf.int64)
+    for x, y, code, seed, noise in zip(xs, ys, codes, seeds, noises, strict=True):
+      update, non_finite, num_examples, predictions, unfinalized = self._client(
+        trainable, x, y, self._dp_noise(seed, noise)
+      )
       if self._attack is not None:  # As tff_med's attacked client work: after TFF's zeroing.
         update = attacks.corrupt(update, code, self._attack.scale, self._attack.noise_std, seed)
       finite = tf.equal(non_finite, 0)
@@ -168,13 +217,14 @@ class FusedFedAvg:
       counted = tf.logical_or(finite, self._zeroed_metrics_count)
       updates.append(update)
       weights.append(weight)
+      examples_total += num_examples
       zeroed += tf.cast(tf.equal(weight, 0.0), tf.int32)
       # A zeroed hospital's metrics add nothing, where TFF resets them.
       kept = tf.nest.map_structure(
         lambda t, counted=counted: tf.where(counted, t, tf.zeros_like(t)), unfinalized
       )
       counts = kept if counts is None else tf.nest.map_structure(tf.add, counts, kept)
-      if counted:
+      if counted and self._clip is None:
         for metric in self._summed:
           metric.update_state(
             tf.reshape(y, [-1, *y.shape[2:]]),
@@ -191,6 +241,8 @@ class FusedFedAvg:
     train['loss'] = tf.math.divide_no_nan(counts['loss'][0], counts['loss'][1])
     train['num_examples'] = counts['num_examples'][0]
     train['num_batches'] = counts['num_batches'][0]
+    if self._clip is not None:  # DP-SGD reports only the examples (the rest is unaccounted).
+      train = collections.OrderedDict(num_examples=tf.cast(examples_total, tf.int64))
     measured = collections.OrderedDict(
       client_work=collections.OrderedDict(train=train),
       aggregator=collections.OrderedDict(zero_weight_clients=zeroed),
@@ -199,23 +251,34 @@ class FusedFedAvg:
     return list(new_trainable), new_state, measured
 
 
-def process_and_datasets(config, task, plan: client_data.LocalTraining, attack=None):
-  """The fused process and its (round, hospitals) -> [(dataset, attack code, seed)] function.
+def process_and_datasets(
+  config, task, plan: client_data.LocalTraining, attack=None, privacy_plan=None
+):
+  """The fused process and its (round, hospitals) -> [(dataset, code, seed, noise)] function.
 
   The datasets are built in this process with the shuffle seeds the worker
   uses for TFF (`client_data.round_datasets`), so both see the same batches;
-  the attack codes and noise seeds are those `learning.process` gives TFF's clients.
+  the attack codes, DP noise multipliers and seeds are those `learning.process`
+  gives TFF's clients (DP: seeded by the hospital's index, attacks by position).
   """
   train = client_data.client_data(task.data, 'train')
   sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
-  process = FusedFedAvg(task, config.algorithm, plan.local_steps, attack)
+  patient = privacy_plan is not None and privacy_plan.level == 'patient'
+  clip = privacy_plan.l2_norm_clip if patient else None
+  process = FusedFedAvg(task, config.algorithm, plan.local_steps, attack, clip)
+  everyone = task.data.hospitals
 
   def inputs(round_num, hospitals):
     datasets = client_data.round_datasets(
       train, sizes, hospitals, plan, seed=config.seed, round_num=round_num
     )
     return [
-      (dataset, attack.code(h) if attack else 0, process_lib.client_seed(config.seed, round_num, k))
+      (
+        dataset,
+        attack.code(h) if attack else 0,
+        process_lib.client_seed(config.seed, round_num, everyone.index(h) if patient else k),
+        privacy_plan.noise_multipliers[h] if patient else 0.0,
+      )
       for k, (h, dataset) in enumerate(zip(hospitals, datasets, strict=True))
     ]
 

@@ -40,7 +40,9 @@ def unsupported(config, *, privacy_plan, attack) -> list[str]:
       a.server_optimizer not in (None, *OPTIMIZERS['server'])
     ),
     'data.local_epochs (XLA needs a fixed number of local_steps)': config.data.local_steps < 1,
-    f'privacy.level={config.privacy.level!r}': privacy_plan is not None,
+    f'privacy.level={config.privacy.level!r} (patient level only)': (
+      privacy_plan is not None and privacy_plan.level != 'patient'
+    ),
     f'attack.kind={config.attack.kind!r} with algorithm.name={a.name!r} (TFF refuses it too)': (
       attack is not None and attack.kind in attacks.UPDATE_ATTACKS and a.name == 'fedprox'
     ),

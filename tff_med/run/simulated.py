@@ -92,7 +92,7 @@ def prepare(config):
     engine = _engine(config, task, privacy_plan, attack)
     if engine == 'fused':
       fused_support.check_supported(config, privacy_plan=privacy_plan, attack=attack)
-      process, datasets_fn = fused.process_and_datasets(config, task, plan, attack)
+      process, datasets_fn = fused.process_and_datasets(config, task, plan, attack, privacy_plan)
     else:
       masks = _simulated_masks(config, task, stack)
       process, datasets_fn = process_and_inputs(
