@@ -1,5 +1,7 @@
 """Secure aggregation's parts: masks that cancel and look uniform, the masked mean, the checks."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -88,6 +90,10 @@ def test_the_writer_writes_each_mask_once_where_the_token_says(keys, tmp_path):
   assert writer.write(req) == path
   with pytest.raises(masks.MaskError, match='cannot make the mask of'):
     writer.write(masks.request('cleveland', 'ab' * 8, 1, 7, HOSPITALS))
+  redone = writer.write(masks.request('hungary', 'ab' * 8, 1, 7, HOSPITALS[:2]))
+  assert os.path.exists(path) and os.path.exists(redone)  # The same round, redone.
+  writer.write(masks.request('hungary', 'ab' * 8, 2, 7, HOSPITALS))
+  assert not os.path.exists(path) and not os.path.exists(redone)  # Done with: removed.
 
 
 def test_the_masked_sum_decodes_the_weighted_mean_within_half_a_step(keys):

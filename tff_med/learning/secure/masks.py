@@ -21,6 +21,7 @@ to read, relative to the worker's private directory.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -144,6 +145,7 @@ class MaskWriter:
     self._private_key = private_key
     self._public_keys = dict(public_keys)
     self.root = root
+    self._written: list[tuple[str, int, str]] = []  # (session, round, path) still on disk.
 
   def write(self, req: MaskRequest) -> str:
     """Writes the mask `req` asks for (once; a repeat finds it) and returns its path.
@@ -162,7 +164,21 @@ class MaskWriter:
     with os.fdopen(fd, 'wb') as f:
       f.write(values.astype('<i8').tobytes())
     os.replace(tmp, path)  # Whole or absent: the worker never reads half a mask.
+    self._forget_before(req)
+    self._written.append((req.session, req.round_num, path))
     return path
+
+  def _forget_before(self, req: MaskRequest) -> None:
+    # A round's masks are done with once a later round (or another run) asks for its own:
+    # removed, so a long run keeps one round's masks on disk, not all of them.
+    kept = []
+    for session, round_num, path in self._written:
+      if session == req.session and round_num >= req.round_num:
+        kept.append((session, round_num, path))
+      else:
+        with contextlib.suppress(FileNotFoundError):
+          os.remove(path)
+    self._written = kept
 
 
 def generate_private_key() -> x25519.X25519PrivateKey:
