@@ -145,21 +145,27 @@ def check_certificate(cert_path: str, ca_path: str, *, who: str) -> None:
     cert = x509.load_pem_x509_certificate(f.read())
   with open(ca_path, 'rb') as f:
     ca = x509.load_pem_x509_certificate(f.read())
+  check_issued(cert, ca, who=who, what=f'certificate {cert_path}', ca_path=ca_path)
+
+
+def check_issued(
+  cert: x509.Certificate, ca: x509.Certificate, *, who: str, what: str, ca_path: str
+):
+  """Refuses `cert` (`what`, for messages) if it is not valid now or not signed by `ca`.
+
+  Raises:
+    ConfigError: Naming `who`, `what` and what is wrong.
+  """
   now = datetime.datetime.now(datetime.timezone.utc)
   if now > cert.not_valid_after_utc:
-    raise ConfigError(
-      f'{who}: certificate {cert_path} expired on {cert.not_valid_after_utc:%Y-%m-%d}'
-    )
+    raise ConfigError(f'{who}: {what} expired on {cert.not_valid_after_utc:%Y-%m-%d}')
   if now < cert.not_valid_before_utc:
-    raise ConfigError(
-      f'{who}: certificate {cert_path} is not valid before {cert.not_valid_before_utc:%Y-%m-%d}'
-    )
+    raise ConfigError(f'{who}: {what} is not valid before {cert.not_valid_before_utc:%Y-%m-%d}')
   try:
     cert.verify_directly_issued_by(ca)
   except (ValueError, TypeError, InvalidSignature) as e:
     raise ConfigError(
-      f'{who}: certificate {cert_path} was not signed by the consortium CA {ca_path} '
-      f'({e or type(e).__name__})'
+      f'{who}: {what} was not signed by the consortium CA {ca_path} ({e or type(e).__name__})'
     ) from e
 
 

@@ -13,7 +13,6 @@ names that hospital, and the signature over (protocol, hospital, key) holds
 from __future__ import annotations
 
 import base64
-import datetime
 import json
 import os
 
@@ -22,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
+from tff_med.deployment import certificates
 from tff_med.errors import ConfigError
 from tff_med.learning.secure import masks
 
@@ -110,16 +110,9 @@ def _verified(path: str, hospital: str, ca: x509.Certificate, ca_path: str):
       f'hospital {hospital!r}: {where} is for {record.get("hospital")!r} '
       f'({record.get("protocol")!r}), not {hospital!r} ({masks.PROTOCOL!r})'
     )
-  try:
-    cert.verify_directly_issued_by(ca)
-  except (ValueError, TypeError, InvalidSignature) as e:
-    raise ConfigError(
-      f'hospital {hospital!r}: the certificate in {where} was not signed by the consortium CA '
-      f'{ca_path}'
-    ) from e
-  now = datetime.datetime.now(datetime.timezone.utc)
-  if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-    raise ConfigError(f'hospital {hospital!r}: the certificate in {where} is not valid now')
+  certificates.check_issued(
+    cert, ca, who=f'hospital {hospital!r}', what=f'the certificate in {where}', ca_path=ca_path
+  )
   _check_names(cert, hospital, where)
   try:
     cert.public_key().verify(signature, _message(hospital, raw), ec.ECDSA(hashes.SHA256()))
