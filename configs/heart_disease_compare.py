@@ -9,7 +9,7 @@ every hospital's test shard and on their union.
   uv run python -m experiments.compare --config=configs/heart_disease_compare.py
   uv run python -m experiments.compare --config=configs/heart_disease_compare.py:smoke
 
-The full study takes 2 min 24 s on 2 cores (measured 2026-12-04; federated methods on the
+The full study takes 2 min 17 s on 2 cores (measured 2026-12-05; federated methods on the
 fused engine, runtime.engine='auto'; 3 min 13 s all on TFF's engine), the smoke one under a
 minute.
 Writes results.csv, summary.md (next to FLamby's published figures), the

@@ -56,3 +56,36 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate():
   assert a == cm.bootstrap_ci(y, p, seed=3, samples=200)
   low, high = a['auc']
   assert low < cm.roc_auc(y, p) < high
+
+
+def _one_resample_at_a_time(y, p, seed, samples):
+  """The bootstrap as first written: a loop of resamples through `roc_auc` (the reference)."""
+  rng = np.random.RandomState(seed)
+  draws = {m: [] for m in cm.CI_METRICS}
+  for _ in range(samples):
+    idx = rng.randint(0, len(y), len(y))
+    yy, pp = y[idx], p[idx]
+    predicted, pos = pp >= cm.THRESHOLD, yy == 1
+    metrics = {
+      'auc': cm.roc_auc(yy, pp),
+      'sensitivity': predicted[pos].mean() if pos.any() else math.nan,
+      'specificity': (~predicted[~pos]).mean() if (~pos).any() else math.nan,
+    }
+    for name, value in metrics.items():
+      if not math.isnan(value):
+        draws[name].append(value)
+  return {
+    name: (np.quantile(v, 0.025), np.quantile(v, 0.975)) if v else (math.nan, math.nan)
+    for name, v in draws.items()
+  }
+
+
+@pytest.mark.parametrize('rows', [200, 7, 3])
+def test_the_vectorized_bootstrap_equals_one_resample_at_a_time(rows):
+  rng = np.random.RandomState(rows)
+  y = rng.randint(0, 2, rows)
+  p = np.round(rng.rand(rows), 1)  # Rounded: many ties, as a model's scores can have.
+  fast = cm.bootstrap_ci(y, p, seed=5, samples=300)
+  slow = _one_resample_at_a_time(y, p, seed=5, samples=300)
+  for name in cm.CI_METRICS:
+    np.testing.assert_allclose(fast[name], slow[name], rtol=0, atol=1e-12, err_msg=name)

@@ -96,38 +96,52 @@ def undefined_reasons(y: np.ndarray) -> dict[str, str]:
   return reasons
 
 
-def _ci_metrics(y, p, threshold: float = THRESHOLD) -> dict:
-  predicted, pos = p >= threshold, y == 1
-  return {
-    'auc': roc_auc(y, p),
-    'sensitivity': float(predicted[pos].mean()) if pos.any() else math.nan,
-    'specificity': float((~predicted[~pos]).mean()) if (~pos).any() else math.nan,
-  }
-
-
 def bootstrap_ci(y, p, *, seed: int, samples: int = BOOTSTRAP_SAMPLES, level: float = 0.95):
   """Percentile bootstrap CIs of AUC, sensitivity and specificity.
 
   Resamples patients with replacement (seeded); resamples in which a metric is
   undefined are skipped for that metric. Returns {metric: (low, high)}, NaN
-  when the metric is undefined on the data itself.
+  when the metric is undefined on the data itself. All resamples at once: each
+  is a count per patient, and its AUC the Mann-Whitney sum over the patients'
+  (positive, negative) pairs weighted by their counts (ties one half), which is
+  `roc_auc` of that resample.
   """
-  rng = np.random.RandomState(seed)
-  draws = {m: [] for m in CI_METRICS}
-  for _ in range(samples if len(y) else 0):
-    idx = rng.randint(0, len(y), len(y))
-    m = _ci_metrics(y[idx], p[idx])
-    for name in CI_METRICS:
-      if not math.isnan(m[name]):
-        draws[name].append(m[name])
+  draws = _resampled_metrics(y, p, seed, samples)
   alpha = (1 - level) / 2
   reasons = undefined_reasons(y)
-  return {
-    name: (math.nan, math.nan)
-    if name in reasons or not values
-    else (float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha)))
-    for name, values in draws.items()
-  }
+  result = {}
+  for name in CI_METRICS:
+    values = draws[name][~np.isnan(draws[name])]
+    undefined = name in reasons or not len(values)
+    result[name] = (
+      (math.nan, math.nan)
+      if undefined
+      else (float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha)))
+    )
+  return result
+
+
+def _resampled_metrics(y, p, seed: int, samples: int, threshold: float = THRESHOLD) -> dict:
+  """{metric: one value per resample (NaN where undefined)}."""
+  n = len(y)
+  if not n:
+    return {name: np.array([]) for name in CI_METRICS}
+  # The same draws as `samples` calls of randint(0, n, n), in order.
+  idx = np.random.RandomState(seed).randint(0, n, (samples, n))
+  offsets = (np.arange(samples) * n)[:, None]
+  counts = np.bincount((idx + offsets).ravel(), minlength=samples * n).reshape(samples, n)
+  pos, neg = y == 1, y == 0
+  c_pos, c_neg = counts[:, pos].astype(float), counts[:, neg].astype(float)
+  n_pos, n_neg = c_pos.sum(1), c_neg.sum(1)
+  above = p[pos][:, None] > p[neg][None, :]
+  pairs = above + 0.5 * (p[pos][:, None] == p[neg][None, :])
+  predicted = p >= threshold
+  with np.errstate(invalid='ignore', divide='ignore'):
+    return {
+      'auc': np.einsum('si,ij,sj->s', c_pos, pairs, c_neg) / (n_pos * n_neg),
+      'sensitivity': (c_pos @ predicted[pos]) / n_pos,
+      'specificity': (c_neg @ ~predicted[neg]) / n_neg,
+    }
 
 
 @dataclasses.dataclass
