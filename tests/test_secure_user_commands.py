@@ -96,3 +96,13 @@ def test_secure_aggregation_runs_as_the_readme_prints_it(tmp_path):
       worker.send_signal(signal.SIGTERM)
       assert worker.wait(60) == 0
       worker.stdout.close()
+
+
+def test_a_simulated_secure_run_runs_as_the_readme_prints_it(tmp_path):
+  result = run(
+    'uv run python -m experiments.train --config=configs/heart_disease.py:smoke '
+    f'--config.algorithm.aggregator=secure --workdir={tmp_path}'
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert 'round 2/2' in result.stdout and '| mean over hospitals |' in result.stdout
+  assert 'train/secure_clipped_coordinates' in (tmp_path / 'metrics.csv').read_text()

@@ -36,3 +36,6 @@ def stop_context_thread(context) -> None:
   """
   runner = context._async_runner  # noqa: SLF001
   runner._finalizer(runner._event_loop, runner._thread)  # noqa: SLF001
+  # Done: the runner's own __del__ must not stop the loop a second time (it may be closed
+  # by then, and the error is printed from the garbage collector).
+  runner._finalizer = lambda loop, thread: None  # noqa: SLF001
