@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from benchmarks.jobs import CASES
 from configs import heart_disease
 from tff_med import runtime
 from tff_med.clients import client_data, resident
@@ -26,17 +27,6 @@ from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import budget
 from tff_med.run import simulated
 
-CASES = {
-  'fedavg': {},
-  'fedavgm': {'name': 'fedavgm'},
-  'fedprox': {'name': 'fedprox', 'proximal_strength': 0.1},
-  'fedadam': {'name': 'fedadam'},
-  'fedyogi': {'name': 'fedyogi'},
-  'fedadagrad': {'name': 'fedadagrad'},
-  'client_momentum': {'client_momentum': 0.9},
-  'client_adam': {'client_optimizer': 'adam', 'client_learning_rate': 0.01},
-  'patient_dp': {'privacy': {'level': 'patient', 'noise_multiplier': 1.0}},
-}
 _ROUNDS = flags.DEFINE_integer('rounds', 15, 'Rounds per algorithm (the heart job has 15).')
 _ALGORITHMS = flags.DEFINE_list('algorithms', list(CASES), 'Which of CASES to measure.')
 

@@ -9,12 +9,12 @@ import contextlib
 import numpy as np
 
 from configs import heart_disease
-from tff_med.run import simulated
 from tff_med import runtime
 from tff_med.clients import client_data, resident
 from tff_med.data import shards
 from tff_med.learning import fused
 from tff_med.learning import task as task_lib
+from tff_med.run import simulated
 
 
 def heart():
@@ -53,6 +53,18 @@ def cnn():
 
 
 JOBS = {'heart': heart, 'cnn': cnn}
+# The fused engine's cases (config changes), as fused_equality and fused_overhead measure them.
+CASES = {
+  'fedavg': {},
+  'fedavgm': {'name': 'fedavgm'},
+  'fedprox': {'name': 'fedprox', 'proximal_strength': 0.1},
+  'fedadam': {'name': 'fedadam'},
+  'fedyogi': {'name': 'fedyogi'},
+  'fedadagrad': {'name': 'fedadagrad'},
+  'client_momentum': {'client_momentum': 0.9},
+  'client_adam': {'client_optimizer': 'adam', 'client_learning_rate': 0.01},
+  'patient_dp': {'privacy': {'level': 'patient', 'noise_multiplier': 1.0}},
+}
 
 
 @contextlib.contextmanager
