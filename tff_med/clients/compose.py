@@ -64,6 +64,39 @@ def compose_with_masks(load_inner: tff.Computation, process, size: int):
   )
 
 
+def compose_loader(process, loader: tff.Computation, *, paired: bool, mask_size: int = 0):
+  """`process` whose clients send `loader`'s input: plain, (parameters, data) pairs, or masked."""
+  if mask_size:
+    return compose_with_masks(loader, process, mask_size)
+  if paired:
+    return compose_with_learning_process(loader, process)
+  return tff.simulation.compose_dataset_computation_with_learning_process(loader, process)
+
+
+def client_inputs(specs_fn: Callable, params, seed: int, tokens_fn: Callable | None = None):
+  """(round, hospitals) -> client inputs: each spec, behind its parameters and mask token.
+
+  Args:
+    specs_fn: (round, hospitals) -> the specs the loader reads, in order.
+    params: The process's `ClientParams`, or None.
+    seed: The run's seed (the parameters' seeds derive from it).
+    tokens_fn: (round, hospitals) -> each one's mask token (secure aggregation), or None.
+  """
+
+  def inputs(round_num, hospitals):
+    specs = specs_fn(round_num, hospitals)
+    if params is not None:
+      specs = [
+        (params.value(h, position, seed, round_num), spec)
+        for position, (h, spec) in enumerate(zip(hospitals, specs, strict=True))
+      ]
+    if tokens_fn is not None:
+      specs = list(zip(tokens_fn(round_num, hospitals), specs, strict=True))
+    return specs
+
+  return inputs
+
+
 def with_loader(process, params, load_train, load_pair, specs_fn: Callable, seed: int, masks=None):
   """(composed process, (round, hospitals) -> client inputs).
 
@@ -78,27 +111,7 @@ def with_loader(process, params, load_train, load_pair, specs_fn: Callable, seed
     masks: For a secure process, (mask size, (round, hospitals) -> each one's
       mask token); None otherwise.
   """
-  if params is None:
-    loader, inner_fn = load_train, specs_fn
-  else:
-    loader = load_pair(params.type.element, params.dataset_fn)
-
-    def inner_fn(round_num, hospitals):
-      specs = specs_fn(round_num, hospitals)
-      return [
-        (params.value(h, position, seed, round_num), spec)
-        for position, (h, spec) in enumerate(zip(hospitals, specs, strict=True))
-      ]
-
-  if masks is not None:
-    size, tokens_fn = masks
-
-    def masked_fn(round_num, hospitals):
-      inner = inner_fn(round_num, hospitals)
-      return list(zip(tokens_fn(round_num, hospitals), inner, strict=True))
-
-    return compose_with_masks(loader, process, size), masked_fn
-  if params is None:
-    composed = tff.simulation.compose_dataset_computation_with_learning_process(loader, process)
-    return composed, inner_fn
-  return compose_with_learning_process(loader, process), inner_fn
+  loader = load_train if params is None else load_pair(params.type.element, params.dataset_fn)
+  size, tokens_fn = masks or (0, None)
+  composed = compose_loader(process, loader, paired=params is not None, mask_size=size)
+  return composed, client_inputs(specs_fn, params, seed, tokens_fn)

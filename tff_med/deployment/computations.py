@@ -202,14 +202,9 @@ def build(config, features: tuple[str, ...], hospitals: list[str], privacy_plan=
     loader = shard_format.train_computation(plan, flip=flips)
   else:
     loader = shard_format.paired_train_computation(plan, params.type.element, params.dataset_fn)
-  mask_size = 0
-  if config.algorithm.aggregator == 'secure':
-    mask_size = secure_client_work.model_size(model_fn)
-    process = compose.compose_with_masks(loader, process, mask_size)
-  elif params is None:
-    process = tff.simulation.compose_dataset_computation_with_learning_process(loader, process)
-  else:
-    process = compose.compose_with_learning_process(loader, process)
+  secure = config.algorithm.aggregator == 'secure'
+  mask_size = secure_client_work.model_size(model_fn) if secure else 0
+  process = compose.compose_loader(process, loader, paired=params is not None, mask_size=mask_size)
   evaluation = tff.simulation.compose_dataset_computation_with_learning_process(
     shard_format.test_computation(d.eval_batch_size),
     tff.learning.algorithms.build_fed_eval(

@@ -20,7 +20,7 @@ import numpy as np
 from absl import logging
 
 from tff_med import runtime
-from tff_med.clients import client_data
+from tff_med.clients import client_data, compose
 from tff_med.data import scaling
 from tff_med.deployment import computations, plan, remote_data
 from tff_med.deployment.federation import RemoteFederation
@@ -165,25 +165,14 @@ def _inputs_fn(config, schema, stats, comps):
       return [(np.int32(h in attack.hospitals), spec(round_num, h)) for h in round_hospitals]
     return [spec(round_num, h) for h in round_hospitals]
 
-  def inner(round_num, round_hospitals):
-    if comps.params is None:
-      return specs(round_num, round_hospitals)
-    return [
-      (comps.params.value(h, position, config.seed, round_num), s)
-      for position, (h, s) in enumerate(
-        zip(round_hospitals, specs(round_num, round_hospitals), strict=True)
-      )
-    ]
+  tokens = None
+  if comps.mask_size:
+    session = secrets.token_hex(8)  # Fresh masks for every run, a resumed one included.
 
-  if not comps.mask_size:
-    return inner
-  session = secrets.token_hex(8)  # Fresh masks for every run, a resumed one included.
+    def tokens(round_num, round_hospitals):
+      return [
+        masks.request(h, session, round_num, comps.mask_size, round_hospitals).token()
+        for h in round_hospitals
+      ]
 
-  def masked(round_num, round_hospitals):
-    tokens = [
-      masks.request(h, session, round_num, comps.mask_size, round_hospitals).token()
-      for h in round_hospitals
-    ]
-    return list(zip(tokens, inner(round_num, round_hospitals), strict=True))
-
-  return masked
+  return compose.client_inputs(specs, comps.params, config.seed, tokens)
