@@ -22,7 +22,7 @@ from benchmarks.jobs import CASES
 from configs import heart_disease
 from tff_med import runtime
 from tff_med.clients import client_data, resident
-from tff_med.learning import fused
+from tff_med.learning import fused_run
 from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import budget
 from tff_med.run import simulated
@@ -58,7 +58,7 @@ def measure(change: dict, rounds: int) -> tuple[float, float]:
     private = budget.plan(config, sizes, lambda _: hospitals)
     with resident.resident_shards(task.data) as kept:
       tff_process, inputs_fn = simulated.process_and_inputs(config, task, plan, None, private, kept)
-      fused_process, datasets_fn = fused.process_and_datasets(config, task, plan, None, private)
+      fused_process, datasets_fn = fused_run.process_and_datasets(config, task, plan, None, private)
       tff_state, fused_state = tff_process.initialize(), fused_process.initialize()
       trajectory = per_round = 0.0
       for round_num in range(1, rounds + 1):

@@ -21,7 +21,7 @@ from absl import app
 from benchmarks import jobs
 from benchmarks.jobs import CASES
 from benchmarks.round_overhead import _ROUNDS, WARMUP, _plain_xla
-from tff_med.learning import fused
+from tff_med.learning import fused_run
 from tff_med.learning.privacy import budget
 
 
@@ -33,7 +33,7 @@ def _fused(task, base_config, change):
   hospitals = task.data.hospitals
   sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
   private = budget.plan(config, sizes, lambda _: hospitals)
-  process, datasets = fused.process_and_datasets(config, task, jobs.plan(config), None, private)
+  process, datasets = fused_run.process_and_datasets(config, task, jobs.plan(config), None, private)
   state = [process.initialize()]
 
   def step(round_num):

@@ -12,7 +12,7 @@ from configs import heart_disease
 from tff_med import runtime
 from tff_med.clients import client_data, resident
 from tff_med.data import shards
-from tff_med.learning import fused
+from tff_med.learning import fused_run
 from tff_med.learning import task as task_lib
 from tff_med.run import simulated
 
@@ -99,7 +99,7 @@ def fused_process(task, config):
   Raises:
     ConfigError: The job's model is not one the fused engine runs (cnn).
   """
-  process, datasets = fused.process_and_datasets(config, task, plan(config))
+  process, datasets = fused_run.process_and_datasets(config, task, plan(config))
   return process, lambda round_num: datasets(round_num, task.data.hospitals)
 
 

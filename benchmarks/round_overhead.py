@@ -18,7 +18,7 @@ weighted by examples, run six or seven ways in one process on the same batches:
 * fused: the whole round (all clients' steps and the mean) in one `tf.function`;
 * fused + XLA: the same, the training and mean compiled with `jit_compile=True`
   (each client's batches read into one tensor first, in the same graph);
-* tff_med's fused engine (`runtime.engine='fused'`, `tff_med/fused.py`): TFF's
+* tff_med's fused engine (`runtime.engine='fused'`, `tff_med/learning/fused.py`): TFF's
   model, optimizers and checks with each hospital's round compiled by XLA, plus
   the training metrics TFF reports; dense models only (not run on cnn).
 

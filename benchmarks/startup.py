@@ -40,7 +40,7 @@ with runtime.local_runtime():
       config, task, client_data.LocalTraining(4, 100), None, None, kept)
     mark('build learning process')
     state = process.initialize(); mark('initialize()')
-    evaluator = evaluation.FederatedEvaluator.resident(task.model_fn(), kept)
+    evaluator = evaluation.FederatedEvaluator.resident(task, kept)
     evaluator.evaluate(process.get_model_weights(state)); mark('build evaluator + round-0 evaluation')
     process.next(state, inputs_fn(1, task.data.hospitals))
     mark('first round')

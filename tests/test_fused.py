@@ -10,7 +10,7 @@ from tff_med import experiment, runtime
 from tff_med.clients import client_data, resident
 from tff_med.data import shards
 from tff_med.errors import ConfigError
-from tff_med.learning import attacks, fused, fused_support
+from tff_med.learning import attacks, fused, fused_run, fused_support
 from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import budget
 
@@ -132,7 +132,7 @@ def test_every_round_equals_tffs_learning_process(tmp_path, study, rounds, algor
     plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
     with resident.resident_shards(task.data) as kept:
       tff_process, inputs_fn = simulated.process_and_inputs(config, task, plan, attack, None, kept)
-      fused_process, datasets_fn = fused.process_and_datasets(config, task, plan, attack)
+      fused_process, datasets_fn = fused_run.process_and_datasets(config, task, plan, attack)
       tff_state, fused_state = tff_process.initialize(), fused_process.initialize()
       zeroed = 0
       for round_num in range(1, rounds + 1):
@@ -178,7 +178,7 @@ def test_patient_level_dp_rounds_equal_tffs(tmp_path, noise, atol):
       tff_process, inputs_fn = simulated.process_and_inputs(
         config, task, plan, None, privacy_plan, kept
       )
-      fused_process, datasets_fn = fused.process_and_datasets(
+      fused_process, datasets_fn = fused_run.process_and_datasets(
         config, task, plan, None, privacy_plan
       )
       tff_state, fused_state = tff_process.initialize(), fused_process.initialize()
@@ -270,3 +270,32 @@ def test_an_unknown_engine_is_named():
     ConfigError, match="Unknown engine 'jax'; valid engines are: auto, fused, tff"
   ):
     settings.validate_training(config)
+
+
+def _two_rounds(config, tmp_path):
+  """(process, weights after rounds 1 and 2) of the three-class study at `config.seed`."""
+  task, hospitals = _three_classes(tmp_path, config)
+  plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
+  process, datasets_fn = fused_run.process_and_datasets(config, task, plan)
+  state = process.initialize()
+  np.testing.assert_array_equal(state['trainable'][0], task.keras_model().get_weights()[0])
+  weights = []
+  for round_num in (1, 2):
+    state = process.next(state, datasets_fn(round_num, hospitals(round_num))).state
+    weights.append(state['trainable'])
+  return process, weights
+
+
+def test_another_seeds_run_reuses_the_compiled_engine_and_equals_a_fresh_one(tmp_path, monkeypatch):
+  config = heart_disease.get_config()
+  config.algorithm.update(name='fedadam', server_learning_rate=0.3)
+  first, _ = _two_rounds(config, tmp_path)
+  config.seed = 1
+  reused, weights = _two_rounds(config, tmp_path)
+  assert reused._round is first._round  # noqa: SLF001  (compiled once)
+  monkeypatch.setattr(fused_run, '_ENGINES', fused_run.BuildCache())
+  fresh, want = _two_rounds(config, tmp_path)
+  assert fresh._round is not first._round  # noqa: SLF001
+  for got_round, want_round in zip(weights, want, strict=True):
+    for got, expected in zip(got_round, want_round, strict=True):
+      np.testing.assert_array_equal(got, expected)

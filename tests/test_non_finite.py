@@ -11,7 +11,7 @@ from tff_med import runtime
 from tff_med.clients import client_data
 from tff_med.data import shards
 from tff_med.errors import NonFiniteUpdateError
-from tff_med.learning import algorithms, fused
+from tff_med.learning import algorithms, fused_run
 from tff_med.learning import task as task_lib
 from tff_med.run import stopping
 from tff_med.run.attendance import Attendance
@@ -49,7 +49,7 @@ def _run(tmp_path, on_non_finite, engine, broken=('beta',)):
     )
     plan = client_data.LocalTraining(batch_size=2, local_steps=2)
     if engine == 'fused':
-      process, datasets_fn = fused.process_and_datasets(config, task, plan)
+      process, datasets_fn = fused_run.process_and_datasets(config, task, plan)
     else:
       process = algorithms.build_learning_process(
         task.model_fn(), config.algorithm, len(task.data.hospitals)

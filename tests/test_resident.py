@@ -140,3 +140,28 @@ def test_directory_is_private_and_removed_even_after_an_error():
       assert len(os.listdir(directory)) == 4 * len(data.shards)  # x and y of train and test.
       raise RuntimeError('boom')
   assert not os.path.exists(directory)
+
+
+def test_evaluators_of_one_model_and_layout_share_a_process_and_equal_a_fresh_one(monkeypatch):
+  from tff_med.learning import evaluation
+
+  def task(seed):
+    return task_lib.create_task(
+      _image_shards(3, (4,)),
+      model_config={'name': 'mlp', 'hidden_units': (8,)},
+      scaling_mode='none',
+      seed=seed,
+    )
+
+  weights = tff.learning.models.ModelWeights.from_model(task(7).keras_model())
+  results = []
+  with runtime.local_runtime():
+    for seed, fresh in [(0, False), (1, False), (1, True)]:
+      if fresh:
+        monkeypatch.setattr(evaluation, '_PROCESSES', evaluation.BuildCache())
+      with resident.resident_shards(task(seed).data) as kept:
+        evaluator = evaluation.FederatedEvaluator.resident(task(seed), kept)
+        results.append((evaluator._process, evaluator.evaluate(weights)))  # noqa: SLF001
+  assert results[0][0] is results[1][0] and results[2][0] is not results[0][0]
+  assert results[1][1] == results[2][1] == results[0][1]
+  assert results[0][1]['all']['num_examples'] == 15

@@ -25,6 +25,25 @@ def test_local_runtime_stops_its_worker():
   assert pid not in worker_pids()
 
 
+def test_runs_inside_a_shared_runtime_use_its_one_worker_and_it_stops_at_the_end():
+  moments = tff.federated_computation(lambda: 'ready')
+  before = set(worker_pids())
+  with runtime.shared_local_runtime(max_concurrent_computation_calls=2) as shared:
+    for _ in range(2):  # Two runs: neither starts a worker of its own.
+      with runtime.local_runtime(max_concurrent_computation_calls=2) as worker:
+        assert worker is shared
+        assert moments() == b'ready'
+        assert set(worker_pids()) - before == {shared.process.pid}
+    with runtime.local_runtime(max_concurrent_computation_calls=1) as other:
+      assert other is not shared  # Another concurrency: a worker of its own.
+      assert moments() == b'ready'
+      assert other.process.pid != shared.process.pid
+    assert other.process is None
+    pid = shared.process.pid
+  assert pid not in worker_pids()
+  assert not runtime._SHARED  # noqa: SLF001
+
+
 def test_stop_worker_stops_it_by_sigint_even_if_this_process_ignores_sigint():
   previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
   try:

@@ -141,6 +141,54 @@ def test_one_class_training_shard_still_gives_a_model_and_a_note():
   assert compare._one_class_note(np.array([0, 1])) == ''
 
 
+@pytest.mark.parametrize('chunk_bytes', [64 * 2**20, 300], ids=['one chunk', 'chunks of 4 steps'])
+def test_baseline_training_equals_keras_stepping_through_the_dataset(monkeypatch, chunk_bytes):
+  import numpy as np
+  import tensorflow as tf
+
+  from tff_med.clients.client_data import shuffle_seed
+  from tff_med.learning import metrics, models
+  from tff_med.study import centralized
+
+  monkeypatch.setattr(centralized, '_CHUNK_BYTES', chunk_bytes)
+  rng = np.random.RandomState(0)
+  x, y = rng.rand(30, 3).astype(np.float32), rng.randint(0, 2, 30)
+  loss = metrics.loss_fn(2)
+  model = centralized.train_steps(
+    models.build_model('mlp', (3,), 2, seed=1),
+    x,
+    y,
+    steps=17,
+    batch_size=4,
+    optimizer='adam',
+    learning_rate=0.05,
+    loss=loss,
+    seed=3,
+  )
+  # The reference: the same seeded batches, one Keras step at a time.
+  reference, optimizer = models.build_model('mlp', (3,), 2, seed=1), tf.keras.optimizers.Adam(0.05)
+  batches = (
+    tf.data.Dataset.from_tensor_slices((x, y.astype(np.float32)[:, None]))
+    .shuffle(30, seed=shuffle_seed(3, 0, 0), reshuffle_each_iteration=True)
+    .repeat()
+    .batch(4)
+    .take(17)
+  )
+  for features, target in batches:
+    with tf.GradientTape() as tape:
+      value = loss(target, reference(features, training=True))
+    variables = reference.trainable_variables
+    optimizer.apply_gradients(zip(tape.gradient(value, variables), variables, strict=True))
+  for got, want in zip(model.get_weights(), reference.get_weights(), strict=True):
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+  assert not np.allclose(
+    model.get_weights()[0], models.build_model('mlp', (3,), 2, seed=1).get_weights()[0]
+  )
+  np.testing.assert_allclose(
+    centralized.predict_risk(model, x), model.predict(x, verbose=0)[:, -1], rtol=0, atol=0
+  )
+
+
 def test_optimizer_without_a_keras_counterpart_is_refused_for_baselines(tmp_path):
   config = tiny_config(str(tmp_path))
   config.algorithm.client_optimizer = 'yogi'

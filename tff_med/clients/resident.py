@@ -65,6 +65,8 @@ class ResidentShards:
     self._x_spec = (tf.as_dtype(first.x_train.dtype), [None, *first.x_train.shape[1:]])
     labels = client_data.labels(first.y_train, data.num_classes)
     self._y_spec = (tf.as_dtype(labels.dtype), [None, *labels.shape[1:]])
+    # What the loaders' types depend on: shards of one layout share computations.
+    self.layout = repr((self._x_spec, self._y_spec))
     self._paths = {}
     for index, shard in enumerate(data.shards):
       # By position, not name: hospital ids come from directory names.

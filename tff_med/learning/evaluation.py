@@ -18,9 +18,11 @@ import numpy as np
 import tensorflow_federated as tff
 
 from tff_med.errors import HospitalsUnavailable
+from tff_med.learning.build_cache import BuildCache
 
 ALL = 'all'
 TWO_CLASS_METRICS = ('auc',)
+_PROCESSES = BuildCache()  # The runs of a study evaluate the same model on the same layout.
 
 
 def undefined_reason(labels: np.ndarray) -> str | None:
@@ -67,12 +69,16 @@ class FederatedEvaluator:
     self.notes = notes
 
   @classmethod
-  def resident(cls, model_fn, shards, batch_size: int = 256) -> FederatedEvaluator:
-    """An evaluator over test shards the local worker reads (`data.resident.ResidentShards`)."""
-    process = tff.simulation.compose_dataset_computation_with_learning_process(
-      shards.test_computation(batch_size),
-      tff.learning.algorithms.build_fed_eval(
-        model_fn, loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR
+  def resident(cls, task, shards, batch_size: int = 256) -> FederatedEvaluator:
+    """An evaluator of `task`'s model over test shards the local worker reads
+    (`clients.resident.ResidentShards`); built once per model architecture and layout."""
+    process = _PROCESSES.get(
+      (task.architecture(), shards.layout, batch_size),
+      lambda: tff.simulation.compose_dataset_computation_with_learning_process(
+        shards.test_computation(batch_size),
+        tff.learning.algorithms.build_fed_eval(
+          task.model_fn(), loop_implementation=tff.learning.LoopImplementation.DATASET_ITERATOR
+        ),
       ),
     )
     notes = {h: undefined_reason(y) for h, y in shards.test_labels.items()}

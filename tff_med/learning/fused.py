@@ -34,6 +34,7 @@ TFF's `build_fed_eval`.
 from __future__ import annotations
 
 import collections
+import copy
 
 import tensorflow as tf
 import tensorflow_federated as tff
@@ -41,9 +42,7 @@ import tensorflow_federated as tff
 # TFF's own check, the one its client work and finalizer apply; not exported.
 from tensorflow_federated.python.learning.tensor_utils import zero_all_if_any_non_finite
 
-from tff_med.clients import client_data
 from tff_med.learning import algorithms, attacks, fused_aggregation, fused_support, metrics
-from tff_med.learning import process as process_lib
 from tff_med.learning.privacy import dp_sgd
 
 
@@ -96,11 +95,19 @@ class FusedFedAvg:
     self._specs = tuple(tf.TensorSpec(v.shape, v.dtype) for v in self._model.trainable_variables)
     self._client = tf.function(self._client_round, jit_compile=True)
     self._round = tf.function(self._server_round)
+    self._start = [v.numpy() for v in self._model.trainable_variables]
+
+  def starting_from(self, keras_model: tf.keras.Model) -> FusedFedAvg:
+    """This engine (its compiled rounds shared) starting from `keras_model`'s weights:
+    another seed's run of the same model and algorithm."""
+    seeded = copy.copy(self)
+    seeded._start = [v.numpy() for v in keras_model.trainable_variables]  # noqa: SLF001
+    return seeded
 
   def initialize(self) -> dict:
     """The initial state: the model's seeded weights and a fresh server optimizer."""
     return {
-      'trainable': [v.numpy() for v in self._model.trainable_variables],
+      'trainable': list(self._start),
       'server_optimizer': _numpy(self._server_optimizer.initialize(self._specs)),
     }
 
@@ -110,7 +117,7 @@ class FusedFedAvg:
 
   def next(self, state, inputs) -> tff.learning.templates.LearningProcessOutput:
     """One round over `inputs`: per hospital (dataset of `local_steps` full batches, attack
-    code, seed, DP noise multiplier), as `process_and_datasets` makes them."""
+    code, seed, DP noise multiplier), as `fused_run.process_and_datasets` makes them."""
     xs, ys = [], []
     for dataset, *_ in inputs:
       x, y = dataset.batch(self._steps, drop_remainder=True).get_single_element()
@@ -249,37 +256,3 @@ class FusedFedAvg:
       finalizer=collections.OrderedDict(update_non_finite=rejected),
     )
     return list(new_trainable), new_state, measured
-
-
-def process_and_datasets(
-  config, task, plan: client_data.LocalTraining, attack=None, privacy_plan=None
-):
-  """The fused process and its (round, hospitals) -> [(dataset, code, seed, noise)] function.
-
-  The datasets are built in this process with the shuffle seeds the worker
-  uses for TFF (`client_data.round_datasets`), so both see the same batches;
-  the attack codes, DP noise multipliers and seeds are those `learning.process`
-  gives TFF's clients (DP: seeded by the hospital's index, attacks by position).
-  """
-  train = client_data.client_data(task.data, 'train')
-  sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
-  patient = privacy_plan is not None and privacy_plan.level == 'patient'
-  clip = privacy_plan.l2_norm_clip if patient else None
-  process = FusedFedAvg(task, config.algorithm, plan.local_steps, attack, clip)
-  everyone = task.data.hospitals
-
-  def inputs(round_num, hospitals):
-    datasets = client_data.round_datasets(
-      train, sizes, hospitals, plan, seed=config.seed, round_num=round_num
-    )
-    return [
-      (
-        dataset,
-        attack.code(h) if attack else 0,
-        process_lib.client_seed(config.seed, round_num, everyone.index(h) if patient else k),
-        privacy_plan.noise_multipliers[h] if patient else 0.0,
-      )
-      for k, (h, dataset) in enumerate(zip(hospitals, datasets, strict=True))
-    ]
-
-  return process, inputs

@@ -9,6 +9,7 @@ come in pairs: `create_task` takes data as arguments (tests, notebooks);
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import tensorflow as tf
 import tensorflow_federated as tff
@@ -46,6 +47,11 @@ class Task:
     """The batched `(features, label)` spec every client dataset has."""
     test = client_data.client_data(self.data, 'test')
     return test.create_tf_dataset_for_client(test.client_ids[0]).batch(1).element_spec
+
+  def architecture(self) -> str:
+    """What the model's TFF types depend on (not its seed): equal strings, equal computations."""
+    spec = repr(self.input_spec())
+    return json.dumps([self.model_config, self.data.num_classes, spec], sort_keys=True, default=str)
 
   def model_fn(self):
     """A no-arg function returning a fresh `tff.learning.models.VariableModel`."""

@@ -14,7 +14,7 @@ from absl import logging
 
 from tff_med import runtime
 from tff_med.clients import compose, resident
-from tff_med.learning import attacks, evaluation, fused, fused_support
+from tff_med.learning import attacks, evaluation, fused_run, fused_support
 from tff_med.learning import process as process_lib
 from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import budget, processes
@@ -92,7 +92,9 @@ def prepare(config):
     engine = _engine(config, task, privacy_plan, attack)
     if engine == 'fused':
       fused_support.check_supported(config, privacy_plan=privacy_plan, attack=attack)
-      process, datasets_fn = fused.process_and_datasets(config, task, plan, attack, privacy_plan)
+      process, datasets_fn = fused_run.process_and_datasets(
+        config, task, plan, attack, privacy_plan
+      )
     else:
       masks = _simulated_masks(config, task, stack)
       process, datasets_fn = process_and_inputs(
@@ -102,7 +104,7 @@ def prepare(config):
       evaluator = survival_evaluation.SurvivalEvaluator(task.keras_model(), task.data)
     else:
       evaluator = evaluation.FederatedEvaluator.resident(
-        task.model_fn(), shards, batch_size=config.data.eval_batch_size
+        task, shards, batch_size=config.data.eval_batch_size
       )
     yield Prepared(
       task=task,

@@ -27,6 +27,7 @@ from tff_med.study import (
   heterogeneity,
   provenance,
   report,
+  shared_worker,
   survival_report,
 )
 from tff_med.survival import evaluation as survival_evaluation
@@ -238,6 +239,7 @@ def _finetuned(config, task, model, method, seed, bootstrap, workdir):
   return _rows(method, 'each hospital', seed, evaluations, 'tested at its own hospital', workdir)
 
 
+@shared_worker.one_worker_per_study
 def run_study(config, workdir: str, *, print_fn=print) -> StudyResult:
   """Runs every method for every seed and writes the report under `workdir`.
 

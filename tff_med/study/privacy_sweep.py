@@ -24,7 +24,7 @@ from tff_med.errors import ConfigError
 from tff_med.learning import evaluation
 from tff_med.learning import task as task_lib
 from tff_med.run import outputs, settings
-from tff_med.study import provenance, report
+from tff_med.study import provenance, report, shared_worker
 
 
 def validate(config) -> None:
@@ -54,6 +54,7 @@ def _run_config(config, seed: int, epsilon: float, delta: float):
   return run
 
 
+@shared_worker.one_worker_per_study
 def run_privacy_sweep(config, workdir: str, *, print_fn=print) -> list[dict]:
   """Runs every (epsilon, delta, seed); writes privacy.csv/.md/.png under `workdir`."""
   validate(config)

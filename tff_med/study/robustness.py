@@ -26,7 +26,7 @@ from tff_med.data.split import write_site_shards
 from tff_med.errors import ConfigError
 from tff_med.learning import evaluation
 from tff_med.run import outputs, settings
-from tff_med.study import provenance, report
+from tff_med.study import provenance, report, shared_worker
 
 
 def synthetic_heart_shards(root: str, num_hospitals: int, seed: int) -> str:
@@ -64,6 +64,7 @@ def _run(config, root, source, seed, kind, aggregator, workdir):
   return evaluation.mean_over_hospitals(result.loop.final_eval, 'accuracy'), run.attack.hospitals
 
 
+@shared_worker.one_worker_per_study
 def run_robustness(config, workdir: str, *, print_fn=print) -> list[dict]:
   """Runs every federation x attack x aggregator x seed; writes robustness.csv/.md/.png."""
   r = config.robustness
