@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_federated as tff
 
 from configs import heart_disease
 from tff_med.run import settings, simulated
@@ -10,7 +11,7 @@ from tff_med import experiment, runtime
 from tff_med.clients import client_data, resident
 from tff_med.data import shards
 from tff_med.errors import ConfigError
-from tff_med.learning import attacks, fused, fused_run, fused_support
+from tff_med.learning import attacks, evaluation, fused, fused_evaluation, fused_run, fused_support
 from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import budget
 
@@ -299,3 +300,41 @@ def test_another_seeds_run_reuses_the_compiled_engine_and_equals_a_fresh_one(tmp
   for got_round, want_round in zip(weights, want, strict=True):
     for got, expected in zip(got_round, want_round, strict=True):
       np.testing.assert_array_equal(got, expected)
+
+
+def _with_empty_test_shard(data: shards.FederatedShards, hospital: str) -> shards.FederatedShards:
+  for s in data.shards:
+    if s.hospital == hospital:
+      s.x_test, s.y_test = s.x_test[:0], s.y_test[:0]
+  return data
+
+
+@pytest.mark.parametrize('study', ['heart', 'three classes, one empty test shard'])
+def test_in_process_evaluation_equals_tffs_federated_evaluation(tmp_path, study):
+  config = heart_disease.get_config()
+  config.data.eval_batch_size = 3  # Several batches per hospital, the last one short.
+  with runtime.local_runtime():
+    if study == 'heart':  # Switzerland's test shard has one class: AUC undefined, noted.
+      task, _ = _heart(tmp_path, config)
+    else:
+      config.model.name, config.model.hidden_units = 'mlp', (16, 8)
+      data = _with_empty_test_shard(_synthetic(3), 'south')
+      task = task_lib.create_task(
+        data, model_config=config.model.to_dict(), scaling_mode='none', seed=0
+      )
+    weights = tff.learning.models.ModelWeights.from_model(
+      task_lib.Task(task.data, task.standardizer, task.model_config, seed=5).keras_model()
+    )
+    with resident.resident_shards(task.data) as kept:
+      federated = evaluation.FederatedEvaluator.resident(task, kept, batch_size=3)
+      fused_evaluator = fused_evaluation.FusedEvaluator(task, batch_size=3)
+      assert fused_evaluator.notes == federated.notes
+      for absent in [(), (task.data.hospitals[0],)]:
+        want, got = federated.evaluate(weights, absent), fused_evaluator.evaluate(weights, absent)
+        assert list(got) == list(want)
+        for name in want:
+          assert list(got[name]) == list(want[name])
+          np.testing.assert_allclose(
+            list(got[name].values()), list(want[name].values()), rtol=1e-6, atol=1e-7, err_msg=name
+          )
+  assert np.isnan(got['all']['accuracy']) and not np.isnan(want[task.data.hospitals[-1]]['loss'])

@@ -28,6 +28,15 @@ def test_smoke_study_writes_table_plot_and_one_row_per_run(tmp_path):
   assert os.path.getsize(tmp_path / 'out' / 'robustness.png') > 0
   manifest = json.load(open(tmp_path / 'out' / 'manifest.json'))  # As every study writes.
   assert len(manifest['shards']) == 8 and manifest['seeds'] == [0]
+  # The studies' runtime.engine='auto' runs these fused, and prints TFF's engine's table.
+  assert set(manifest['engines'].values()) == {'fused'}
+  config.runtime.engine = 'tff'
+  on_tff = robustness.run_robustness(config, str(tmp_path / 'tff'), print_fn=lambda _: None)
+  assert [r['accuracy'] for r in on_tff] == pytest.approx([r['accuracy'] for r in rows], abs=5e-4)
+  tff_table = (tmp_path / 'tff' / 'robustness.md').read_text()
+  assert [r for r in tff_table.splitlines() if r.startswith('|')] == [
+    r for r in table.splitlines() if r.startswith('|')
+  ]
 
 
 def test_synthetic_split_deals_every_patient_to_some_hospital(tmp_path):

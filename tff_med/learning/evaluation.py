@@ -22,6 +22,7 @@ from tff_med.learning.build_cache import BuildCache
 
 ALL = 'all'
 TWO_CLASS_METRICS = ('auc',)
+EMPTY = 'test shard is empty'
 _PROCESSES = BuildCache()  # The runs of a study evaluate the same model on the same layout.
 
 
@@ -29,7 +30,7 @@ def undefined_reason(labels: np.ndarray) -> str | None:
   """Why two-class metrics are undefined on a test set with these labels, or None."""
   present = np.unique(labels)
   if len(labels) == 0:
-    return 'test shard is empty'
+    return EMPTY
   if len(present) < 2:
     return f'test shard has only class {int(present[0])}'
   return None
@@ -42,7 +43,7 @@ def undefined_reason_from_counts(counts) -> str | None:
   """
   counts = np.asarray(counts)
   if np.abs(counts).sum() == 0:
-    return 'test shard is empty'
+    return EMPTY
   present = np.flatnonzero(counts)
   if len(present) < 2:
     return f'test shard has only class {int(present[0])}'
@@ -101,7 +102,7 @@ class FederatedEvaluator:
       clients = self.hospitals if name == ALL else [name]
       if set(clients) & set(absent):
         continue
-      non_empty = [h for h in clients if self.notes[h] != 'test shard is empty']
+      non_empty = [h for h in clients if self.notes[h] != EMPTY]
       try:
         with self._route(non_empty):
           results[name] = self._metrics(

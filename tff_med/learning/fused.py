@@ -27,8 +27,8 @@ from TFF's (XLA fuses operations); optimizers that normalize or accumulate
 (Adam, server momentum) carry it further: `benchmarks/fused_equality.py` prints
 the differences per algorithm on the heart job. Convolutions were measured 15x
 slower than TFF under XLA on CPU (2026-11-26). `fused_support` names whatever
-else a config asks for, and resolves `runtime.engine='auto'`. Evaluation stays
-TFF's `build_fed_eval`.
+else a config asks for, and resolves `runtime.engine='auto'`. Its runs evaluate
+in this process (`fused_evaluation`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from absl import logging
 
 from tff_med import runtime
 from tff_med.clients import compose, resident
-from tff_med.learning import attacks, evaluation, fused_run, fused_support
+from tff_med.learning import attacks, evaluation, fused_evaluation, fused_run, fused_support
 from tff_med.learning import process as process_lib
 from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import budget, processes
@@ -102,6 +102,8 @@ def prepare(config):
       )
     if kind == 'survival':
       evaluator = survival_evaluation.SurvivalEvaluator(task.keras_model(), task.data)
+    elif engine == 'fused':
+      evaluator = fused_evaluation.FusedEvaluator(task, config.data.eval_batch_size)
     else:
       evaluator = evaluation.FederatedEvaluator.resident(
         task, shards, batch_size=config.data.eval_batch_size
