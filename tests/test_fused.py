@@ -11,7 +11,15 @@ from tff_med import experiment, runtime
 from tff_med.clients import client_data, resident
 from tff_med.data import shards
 from tff_med.errors import ConfigError
-from tff_med.learning import attacks, evaluation, fused, fused_evaluation, fused_run, fused_support
+from tff_med.learning import (
+  attacks,
+  evaluation,
+  fused,
+  fused_aggregation,
+  fused_evaluation,
+  fused_run,
+  fused_support,
+)
 from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import budget
 
@@ -64,6 +72,7 @@ def _from_tff(tff_state, fused_process) -> dict:
   return {
     'trainable': [np.asarray(w) for w in tff_state.global_model_weights.trainable],
     'server_optimizer': tf.nest.pack_sequence_as(template, tf.nest.flatten(tff_state.finalizer)),
+    'aggregator': fused_process.initialize()['aggregator'],  # Adam is held with the mean only.
   }
 
 
@@ -96,12 +105,14 @@ AGGREGATORS = {
   'trimmed_mean': ({'aggregator': 'trimmed_mean', 'trim_fraction': 0.34}, 1e-6, pytest.mark.slow),
   'multi_krum': ({'aggregator': 'multi_krum', 'krum_byzantine': 1}, 1e-6, ()),
   'norm_clip': ({'aggregator': 'norm_clip'}, 1e-6, ()),
+  'robust': ({'aggregator': 'robust'}, 1e-6, ()),
 }
 # The update attacks of the robustness study, from hospital 'north' (its noise seeded).
 ATTACKS = {
   'sign_flip+median': ({'attack': 'sign_flip', 'aggregator': 'median'}, 1e-6, ()),
   'scale': ({'attack': 'scale'}, 1e-6, pytest.mark.slow),
   'gaussian_noise+norm_clip': ({'attack': 'gaussian_noise', 'aggregator': 'norm_clip'}, 1e-6, ()),
+  'sign_flip+robust': ({'attack': 'sign_flip', 'aggregator': 'robust'}, 1e-6, pytest.mark.slow),
 }
 
 
@@ -208,7 +219,7 @@ def test_patient_level_dp_rounds_equal_tffs(tmp_path, noise, atol):
     ({'algorithm.name': 'fedsgd'}, "algorithm.name='fedsgd'"),
     ({'algorithm.client_optimizer': 'rmsprop'}, "algorithm.client_optimizer='rmsprop'"),
     ({'algorithm.server_optimizer': 'adamw'}, "algorithm.server_optimizer='adamw'"),
-    ({'algorithm.aggregator': 'robust'}, "algorithm.aggregator='robust'"),
+    ({'algorithm.aggregator': 'compression'}, "algorithm.aggregator='compression'"),
     ({'data.local_steps': 0, 'data.local_epochs': 1}, 'data.local_epochs'),
     ({'privacy.level': 'hospital', 'privacy.noise_multiplier': 1.0}, "privacy.level='hospital'"),
     (
@@ -338,3 +349,45 @@ def test_in_process_evaluation_equals_tffs_federated_evaluation(tmp_path, study)
             list(got[name].values()), list(want[name].values()), rtol=1e-6, atol=1e-7, err_msg=name
           )
   assert np.isnan(got['all']['accuracy']) and not np.isnan(want[task.data.hospitals[-1]]['loss'])
+
+
+def test_robust_mean_equals_tffs_robust_aggregator_round_after_round():
+  # Updates of two tensors from five clients; one sends a huge coordinate (zeroed), the
+  # norms straddle the clipping estimate as it adapts.
+  value_type = tff.types.to_type([(np.float32, (3,)), (np.float32, (2,))])
+  process = tff.learning.robust_aggregator(weighted=True).create(
+    value_type, tff.TensorType(np.float32)
+  )
+  rng = np.random.RandomState(0)
+  config = heart_disease.get_config()
+  config.algorithm.aggregator = 'robust'
+  fused_state = fused_aggregation.initial_state(config.algorithm)
+  zeroed = clipped = 0
+  with runtime.local_runtime():
+    state = process.initialize()
+    for round_num in range(8):
+      updates = [
+        [rng.normal(0, s, 3).astype(np.float32), rng.normal(0, s, 2).astype(np.float32)]
+        for s in (0.1, 0.5, 1.0, 2.0, 0.3)
+      ]
+      updates[round_num % 5][0][1] = 1e3 if round_num % 2 else updates[round_num % 5][0][1]
+      weights = [float(w) for w in rng.randint(1, 50, 5)]
+      out = process.next(state, updates, weights)
+      mean, fused_state = fused_aggregation.robust_mean(
+        [[tf.constant(a) for a in u] for u in updates],
+        [tf.constant(w) for w in weights],
+        fused_state,
+      )
+      for want, got in zip(out.result, mean, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=f'round {round_num}')
+      state = out.state
+      # TFF reports this round's norms; the fused state holds the next round's estimates.
+      estimates = [float(s.current_estimate) for s in fused_state]
+      assert np.isclose(
+        estimates[1],
+        float(process.next(state, updates, weights).measurements['zeroing']['clipping_norm']),
+        rtol=1e-6,
+      )
+      zeroed += int(out.measurements['zeroed_count'])
+      clipped += int(out.measurements['zeroing']['clipped_count'])
+  assert zeroed >= 4 and 0 < clipped < 40  # Both branches ran.

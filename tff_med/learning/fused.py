@@ -17,7 +17,8 @@ metrics (1e-5) and the same zeroed-hospital reports.
 It supports what it is proved equal on: the FedAvg family (FedAvg, FedAvgM,
 FedProx as TFF writes it, FedAdam, FedYogi, FedAdagrad) with the client and
 server optimizers they were measured with (`OPTIMIZERS`), the mean, median,
-trimmed-mean, Multi-Krum and median-norm-clip aggregators (`fused_aggregation`), a fixed
+trimmed-mean, Multi-Krum and median-norm-clip aggregators and TFF's robust aggregator
+(`fused_aggregation`), a fixed
 number of local steps (XLA needs fixed shapes), models of dense layers without
 dropout (`logistic_regression`, `mlp`), label flipping and the update attacks
 (`attacks.corrupt` after TFF's zeroing, as tff_med's attacked client work), and
@@ -56,7 +57,8 @@ class FusedFedAvg:
 
   `initialize()`, `next(state, datasets)` and `get_model_weights(state)` behave
   as the TFF process's do (the training loop cannot tell them apart); the
-  state is {'trainable': [...], 'server_optimizer': ...} of NumPy arrays.
+  state is {'trainable': [...], 'server_optimizer': ..., 'aggregator': ...} of NumPy
+  arrays (the aggregator's: `fused_aggregation.initial_state`).
 
   Args:
     task: A `tff_med.task.Task`.
@@ -109,6 +111,7 @@ class FusedFedAvg:
     return {
       'trainable': list(self._start),
       'server_optimizer': _numpy(self._server_optimizer.initialize(self._specs)),
+      'aggregator': _numpy(fused_aggregation.initial_state(self._algorithm)),
     }
 
   def get_model_weights(self, state) -> tff.learning.models.ModelWeights:
@@ -126,10 +129,17 @@ class FusedFedAvg:
     codes = [tf.constant(code, tf.int32) for _, code, _, _ in inputs]
     seeds = [tf.constant(seed, tf.int64) for _, _, seed, _ in inputs]
     noises = [tf.constant(noise, tf.float32) for *_, noise in inputs]
-    trainable, optimizer_state, measured = self._round(
-      list(state['trainable']), state['server_optimizer'], xs, ys, codes, seeds, noises
+    trainable, optimizer_state, aggregator_state, measured = self._round(
+      list(state['trainable']),
+      state['server_optimizer'],
+      state['aggregator'],
+      (xs, ys, codes, seeds, noises),
     )
-    new_state = {'trainable': _numpy(trainable), 'server_optimizer': _numpy(optimizer_state)}
+    new_state = {
+      'trainable': _numpy(trainable),
+      'server_optimizer': _numpy(optimizer_state),
+      'aggregator': _numpy(aggregator_state),
+    }
     return tff.learning.templates.LearningProcessOutput(new_state, _numpy(measured))
 
   def _dp_noise(self, seed, noise):
@@ -206,7 +216,8 @@ class FusedFedAvg:
       for name, values in self._model.report_local_unfinalized_metrics().items()
     )
 
-  def _server_round(self, trainable, optimizer_state, xs, ys, codes, seeds, noises):
+  def _server_round(self, trainable, optimizer_state, aggregator_state, inputs):
+    xs, ys, codes, seeds, noises = inputs
     for variable in [v for m in self._summed for v in m.variables]:
       variable.assign(tf.zeros_like(variable))
     updates, weights = [], []
@@ -237,7 +248,9 @@ class FusedFedAvg:
             tf.reshape(y, [-1, *y.shape[2:]]),
             tf.reshape(predictions, [-1, *predictions.shape[2:]]),
           )
-    mean = fused_aggregation.aggregate(self._algorithm, updates, weights)
+    mean, aggregator_state = fused_aggregation.aggregate(
+      self._algorithm, updates, weights, aggregator_state
+    )
     new_state, new_trainable = self._server_optimizer.next(
       optimizer_state, tuple(trainable), tuple(mean)
     )
@@ -255,4 +268,4 @@ class FusedFedAvg:
       aggregator=collections.OrderedDict(zero_weight_clients=zeroed),
       finalizer=collections.OrderedDict(update_non_finite=rejected),
     )
-    return list(new_trainable), new_state, measured
+    return list(new_trainable), new_state, aggregator_state, measured

@@ -6,16 +6,37 @@ hospital's update at hand, so it applies the same functions to them at once:
 the weighted mean in TFF's order (a running sum of value x weight, then one
 division), the coordinate median, trimmed mean and Multi-Krum over the updates
 of non-zero weight (TFF zeroes a non-finite update's weight; it is left out),
-and median-norm clipping. `tests/test_fused.py` holds each to TFF's process.
+median-norm clipping, and TFF's `robust_aggregator` (`robust_mean`): adaptive
+zeroing, then adaptive L2 clipping, then the mean, its two norms estimated by
+the same `tensorflow_privacy` quantile queries TFF's estimation processes run.
+`tests/test_fused.py` holds each to TFF's process.
 """
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
+import tensorflow_privacy as tfp
 
 from tff_med.learning import robust_aggregators
 
-AGGREGATORS = ('mean', 'median', 'trimmed_mean', 'multi_krum', 'norm_clip')
+AGGREGATORS = ('mean', 'median', 'trimmed_mean', 'multi_krum', 'norm_clip', 'robust')
+
+
+def _robust_queries():
+  # TFF's robust_aggregator: `_default_zeroing` (its report is 2 x estimate + 1) around
+  # `_default_clipping` (private in tff.learning.model_update_aggregator; the same values).
+  zeroing = tfp.NoPrivacyQuantileEstimatorQuery(10.0, 0.98, math.log(10.0), geometric_update=True)
+  clipping = tfp.NoPrivacyQuantileEstimatorQuery(1.0, 0.8, 0.2, geometric_update=True)
+  return zeroing, clipping
+
+
+def initial_state(algorithm) -> tuple:
+  """The aggregator's state: the robust aggregator's two quantile estimates, else none."""
+  if algorithm.aggregator != 'robust':
+    return ()
+  return tuple(query.initial_global_state() for query in _robust_queries())
 
 
 def check(algorithm, num_clients: int) -> None:
@@ -66,10 +87,53 @@ def _norm_clipped_mean(updates, weights):
   return weighted_mean(clipped, weights)
 
 
-def aggregate(algorithm, updates: list[list[tf.Tensor]], weights: list[tf.Tensor]):
-  """The aggregate of `algorithm.aggregator` over the clients' updates and weights."""
+def _estimate(query, state, values):
+  # TFF's PrivateQuantileEstimationProcess.next: the query's records, summed, its result.
+  params = query.derive_sample_params(state)
+  records = [query.preprocess_record(params, v) for v in values]
+  summed = tf.nest.map_structure(lambda *r: tf.add_n(list(r)), *records)
+  return query.get_noised_result(summed, state)[1]
+
+
+def _l2_norm(update):  # As TFF's robust._global_l2_norm.
+  return tf.math.sqrt(tf.reduce_sum(tf.stack([tf.norm(a, ord=2) ** 2 for a in update])))
+
+
+def robust_mean(updates, weights, state):
+  """TFF's `robust_aggregator(weighted=True)`: (the mean, the next (zeroing, clipping) state).
+
+  An update whose largest coordinate exceeds 2 x the zeroing estimate + 1 becomes
+  zeros (its weight stays); the rest are clipped to the clipping estimate in L2
+  norm; both estimates move toward their quantiles (0.98, 0.8) of this round's norms.
+  """
+  zeroing_query, clipping_query = _robust_queries()
+  zeroing_state, clipping_state = state
+  bound = 2.0 * zeroing_state.current_estimate + 1.0
+  inf_norms = [tf.reduce_max(tf.stack([tf.norm(a, ord=math.inf) for a in u])) for u in updates]
+  kept = [
+    tf.cond(n > bound, lambda u=u: [tf.zeros_like(a) for a in u], lambda u=u: list(u))
+    for u, n in zip(updates, inf_norms, strict=True)
+  ]
+  clip = clipping_state.current_estimate
+  l2_norms = [_l2_norm(u) for u in kept]
+  clipped = [
+    tf.cond(n > clip, lambda u=u, n=n: [a / (n / clip) for a in u], lambda u=u: list(u))
+    for u, n in zip(kept, l2_norms, strict=True)
+  ]
+  new_state = (
+    _estimate(zeroing_query, zeroing_state, inf_norms),
+    _estimate(clipping_query, clipping_state, l2_norms),
+  )
+  return weighted_mean(clipped, weights), new_state
+
+
+def aggregate(algorithm, updates: list[list[tf.Tensor]], weights: list[tf.Tensor], state=()):
+  """(The aggregate of `algorithm.aggregator` over the clients' updates and weights, the
+  aggregator's next state: see `initial_state`)."""
+  if algorithm.aggregator == 'robust':
+    return robust_mean(updates, weights, state)
   if algorithm.aggregator == 'mean':
-    return weighted_mean(updates, weights)
+    return weighted_mean(updates, weights), state
   if algorithm.aggregator == 'norm_clip':
-    return _norm_clipped_mean(updates, weights)
-  return _order_statistics(algorithm, updates, weights)
+    return _norm_clipped_mean(updates, weights), state
+  return _order_statistics(algorithm, updates, weights), state
