@@ -10,6 +10,7 @@ uninterrupted run would have seen.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -80,19 +81,44 @@ def _lean_options() -> tf.data.Options:
   return options
 
 
+def _batched(dataset: tf.data.Dataset, size, plan: LocalTraining, seed) -> tf.data.Dataset:
+  buffer = tf.maximum(tf.cast(size, tf.int64), 1)
+  shuffled = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+  if plan.local_steps:
+    return shuffled.repeat().batch(plan.batch_size).take(plan.local_steps)
+  return shuffled.batch(plan.batch_size).repeat(plan.local_epochs)
+
+
 def training_dataset(dataset: tf.data.Dataset, size, plan: LocalTraining, seed) -> tf.data.Dataset:
   """Shuffles and batches one hospital's training data for one round.
 
   `size` and `seed` may be Python ints (simulation) or scalar tensors (a remote
   worker building the dataset from a shard name); both give the same batches.
   """
-  buffer = tf.maximum(tf.cast(size, tf.int64), 1)
-  shuffled = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-  if plan.local_steps:
-    batched = shuffled.repeat().batch(plan.batch_size).take(plan.local_steps)
-  else:
-    batched = shuffled.batch(plan.batch_size).repeat(plan.local_epochs)
-  return batched.with_options(_lean_options())
+  return _batched(dataset, size, plan, seed).with_options(_lean_options())
+
+
+@functools.cache
+def _indices_function(plan: LocalTraining):
+  # Traced once per plan: building the pipelines in Python cost 4x running them.
+  @tf.function
+  def indices(sizes, seeds):
+    pairs = tf.data.Dataset.from_tensor_slices((sizes, seeds))
+    rows = pairs.flat_map(lambda n, s: _batched(tf.data.Dataset.range(n), n, plan, s))
+    steps = tf.size(sizes, tf.int64) * plan.local_steps
+    return rows.batch(steps).with_options(_lean_options()).get_single_element()
+
+  return indices
+
+
+def round_indices(sizes: list[int], seeds: list[int], plan: LocalTraining) -> np.ndarray:
+  """[hospital, step, example]: the rows `training_dataset` batches for each hospital, from
+  one `tf.data` pipeline over all of them (the fused engine's round; `local_steps` only).
+
+  A shuffle draws the same order for a shard's row indices as for its rows.
+  """
+  flat = _indices_function(plan)(tf.constant(sizes, tf.int64), tf.constant(seeds, tf.int64))
+  return flat.numpy().reshape(len(sizes), plan.local_steps, plan.batch_size)
 
 
 def round_datasets(

@@ -1,4 +1,4 @@
-"""A fused FedAvg engine for small cross-silo studies: each hospital's round in one XLA call.
+"""A fused FedAvg engine for small cross-silo studies: a round's local training in one XLA call.
 
 TFF runs every hospital's local training as a call into its C++ worker; with a
 few hospitals of tabular data the runtime, not the arithmetic, sets the pace
@@ -8,8 +8,10 @@ process from TFF's own pieces, in the order `build_weighted_fed_avg` applies
 them: the task's `tff.learning.models.VariableModel` (`forward_pass`), the
 `tff.learning.optimizers` of client and server, TFF's
 `zero_all_if_any_non_finite` for a client's update and for the aggregate
-(model_delta_client_work, MeanFactory, apply_optimizer_finalizer). Each
-hospital's local steps are compiled with XLA. TFF has no such path, so this one
+(model_delta_client_work, MeanFactory, apply_optimizer_finalizer). Every
+hospital's local steps run in one XLA call (a loop over the round's hospitals,
+their batches stacked: `fused_run.RoundInputs`), so a round costs its steps,
+not a call per hospital (`benchmarks/scale.py`). TFF has no such path, so this one
 is ours; it is held to TFF: `tests/test_fused.py` runs seeded studies both ways
 and requires the same weights after every round (1e-6), the same training
 metrics (1e-5) and the same zeroed-hospital reports.
@@ -45,6 +47,13 @@ from tensorflow_federated.python.learning.tensor_utils import zero_all_if_any_no
 
 from tff_med.learning import algorithms, attacks, fused_aggregation, fused_support, metrics
 from tff_med.learning.privacy import dp_sgd
+
+
+def _where(kept, stacked):
+  """`stacked` [hospital, ...] with the rows of hospitals not `kept` zeroed."""
+  return tf.where(
+    tf.reshape(kept, [-1] + [1] * (stacked.shape.rank - 1)), stacked, tf.zeros_like(stacked)
+  )
 
 
 def _numpy(structure):
@@ -95,7 +104,9 @@ class FusedFedAvg:
     self._clip = l2_norm_clip
     self._per_example_loss = metrics.loss_fn(num_classes, reduction='none')
     self._specs = tuple(tf.TensorSpec(v.shape, v.dtype) for v in self._model.trainable_variables)
-    self._client = tf.function(self._client_round, jit_compile=True)
+    # Every hospital's local training in one XLA call: a round's cost is its steps, not
+    # a call per hospital (benchmarks/scale.py).
+    self._clients = tf.function(self._clients_round, jit_compile=True)
     self._round = tf.function(self._server_round)
     self._start = [v.numpy() for v in self._model.trainable_variables]
 
@@ -119,21 +130,13 @@ class FusedFedAvg:
     return tff.learning.models.ModelWeights(trainable=list(state['trainable']), non_trainable=[])
 
   def next(self, state, inputs) -> tff.learning.templates.LearningProcessOutput:
-    """One round over `inputs`: per hospital (dataset of `local_steps` full batches, attack
-    code, seed, DP noise multiplier), as `fused_run.process_and_datasets` makes them."""
-    xs, ys = [], []
-    for dataset, *_ in inputs:
-      x, y = dataset.batch(self._steps, drop_remainder=True).get_single_element()
-      xs.append(x)
-      ys.append(y)
-    codes = [tf.constant(code, tf.int32) for _, code, _, _ in inputs]
-    seeds = [tf.constant(seed, tf.int64) for _, _, seed, _ in inputs]
-    noises = [tf.constant(noise, tf.float32) for *_, noise in inputs]
+    """One round over `inputs` (`fused_run.RoundInputs`: every hospital's `local_steps`
+    batches, attack code, seed and DP noise multiplier, stacked)."""
     trainable, optimizer_state, aggregator_state, measured = self._round(
       list(state['trainable']),
       state['server_optimizer'],
       state['aggregator'],
-      (xs, ys, codes, seeds, noises),
+      tuple(tf.convert_to_tensor(part) for part in inputs),
     )
     new_state = {
       'trainable': _numpy(trainable),
@@ -210,6 +213,26 @@ class FusedFedAvg:
     update, non_finite = zero_all_if_any_non_finite(update)
     return update, non_finite, num_examples, predictions.stack(), self._unfinalized()
 
+  def _clients_round(self, initial, xs, ys, drawn):
+    # `_client_round` for each hospital in turn, its results stacked: [hospital, ...].
+    count = tf.shape(xs)[0]
+    prediction_shape = [self._steps, xs.shape[2], *self._model.predict_on_batch(xs[0, 0]).shape[1:]]
+    unfinalized = self._unfinalized()
+    shapes = (
+      list(self._specs),
+      tf.TensorSpec([], tf.int32),  # TFF's non-finite flag.
+      tf.TensorSpec([], tf.int64),
+      tf.TensorSpec(prediction_shape, tf.float32),
+      tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), unfinalized),
+    )
+    arrays = tf.nest.map_structure(
+      lambda spec: tf.TensorArray(spec.dtype, size=count, element_shape=spec.shape), shapes
+    )
+    for h in tf.range(count):
+      result = self._client_round(initial, xs[h], ys[h], [d[h] for d in drawn])
+      arrays = tf.nest.map_structure(lambda a, t, h=h: a.write(h, t), arrays, result)
+    return tf.nest.map_structure(lambda a: a.stack(), arrays)
+
   def _unfinalized(self):
     return collections.OrderedDict(
       (name, [tf.identity(v) for v in values])
@@ -218,36 +241,37 @@ class FusedFedAvg:
 
   def _server_round(self, trainable, optimizer_state, aggregator_state, inputs):
     xs, ys, codes, seeds, noises = inputs
+    count = xs.shape[0]
     for variable in [v for m in self._summed for v in m.variables]:
       variable.assign(tf.zeros_like(variable))
-    updates, weights = [], []
-    zeroed = tf.constant(0, tf.int32)
-    counts = None
-    examples_total = tf.constant(0, tf.int64)
-    for x, y, code, seed, noise in zip(xs, ys, codes, seeds, noises, strict=True):
-      update, non_finite, num_examples, predictions, unfinalized = self._client(
-        trainable, x, y, self._dp_noise(seed, noise)
-      )
-      if self._attack is not None:  # As tff_med's attacked client work: after TFF's zeroing.
-        update = attacks.corrupt(update, code, self._attack.scale, self._attack.noise_std, seed)
-      finite = tf.equal(non_finite, 0)
-      weight = tf.where(finite, 1.0 if self._uniform else tf.cast(num_examples, tf.float32), 0.0)
-      counted = tf.logical_or(finite, self._zeroed_metrics_count)
-      updates.append(update)
-      weights.append(weight)
-      examples_total += num_examples
-      zeroed += tf.cast(tf.equal(weight, 0.0), tf.int32)
-      # A zeroed hospital's metrics add nothing, where TFF resets them.
-      kept = tf.nest.map_structure(
-        lambda t, counted=counted: tf.where(counted, t, tf.zeros_like(t)), unfinalized
-      )
-      counts = kept if counts is None else tf.nest.map_structure(tf.add, counts, kept)
-      if counted and self._clip is None:
-        for metric in self._summed:
-          metric.update_state(
-            tf.reshape(y, [-1, *y.shape[2:]]),
-            tf.reshape(predictions, [-1, *predictions.shape[2:]]),
-          )
+    if self._clip is None:
+      drawn = [tf.zeros([count, self._steps, 0]) for _ in self._specs]
+    else:
+      noise = [self._dp_noise(seeds[h], noises[h]) for h in range(count)]
+      drawn = [tf.stack(parts) for parts in zip(*noise, strict=True)]
+    stacked, non_finite, num_examples, predictions, unfinalized = self._clients(
+      trainable, xs, ys, drawn
+    )
+    updates = [list(u) for u in zip(*[tf.unstack(t, num=count) for t in stacked], strict=True)]
+    if self._attack is not None:  # As tff_med's attacked client work: after TFF's zeroing.
+      a = self._attack
+      updates = [
+        attacks.corrupt(u, codes[h], a.scale, a.noise_std, seeds[h]) for h, u in enumerate(updates)
+      ]
+    finite = tf.equal(non_finite, 0)
+    weights = tf.where(finite, 1.0 if self._uniform else tf.cast(num_examples, tf.float32), 0.0)
+    zeroed = tf.reduce_sum(tf.cast(tf.equal(weights, 0.0), tf.int32))
+    # A zeroed hospital's metrics add nothing, where TFF resets them.
+    counted = tf.logical_or(finite, self._zeroed_metrics_count)
+    counts = tf.nest.map_structure(lambda t: tf.reduce_sum(_where(counted, t), axis=0), unfinalized)
+    if self._clip is None:
+      labels = tf.reshape(ys, [-1, *ys.shape[3:]])
+      predicted = tf.reshape(predictions, [-1, *predictions.shape[3:]])
+      per_example = tf.repeat(tf.cast(counted, tf.float32), self._steps * xs.shape[2])
+      weight = tf.reshape(per_example, [-1] + [1] * (predicted.shape.rank - 1))
+      for metric in self._summed:
+        metric.update_state(labels, predicted, sample_weight=weight)
+    weights = tf.unstack(weights, num=count)
     mean, aggregator_state = fused_aggregation.aggregate(
       self._algorithm, updates, weights, aggregator_state
     )
@@ -262,7 +286,7 @@ class FusedFedAvg:
     train['num_examples'] = counts['num_examples'][0]
     train['num_batches'] = counts['num_batches'][0]
     if self._clip is not None:  # DP-SGD reports only the examples (the rest is unaccounted).
-      train = collections.OrderedDict(num_examples=tf.cast(examples_total, tf.int64))
+      train = collections.OrderedDict(num_examples=tf.reduce_sum(num_examples))
     measured = collections.OrderedDict(
       client_work=collections.OrderedDict(train=train),
       aggregator=collections.OrderedDict(zero_weight_clients=zeroed),

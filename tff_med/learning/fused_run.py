@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
+
+import numpy as np
 
 from tff_med.clients import client_data
 from tff_med.learning import process as process_lib
@@ -13,18 +16,41 @@ from tff_med.learning.fused import FusedFedAvg
 _ENGINES = BuildCache()
 
 
+class RoundInputs(NamedTuple):
+  """One fused round's inputs, stacked over its hospitals (in the round's order)."""
+
+  x: np.ndarray  # [hospital, local step, example, ...]
+  y: np.ndarray
+  codes: np.ndarray  # int32 [hospital]: the update-attack code (0: honest).
+  seeds: np.ndarray  # int64 [hospital, ...]: the client seeds of DP noise and attacks.
+  noises: np.ndarray  # float32 [hospital]: DP-SGD noise multipliers (0 without DP).
+
+
+def _padded(arrays: list[np.ndarray]) -> np.ndarray:
+  """[hospital, row, ...]: the hospitals' arrays, zero rows after each one's own."""
+  stacked = np.zeros(
+    (len(arrays), max(len(a) for a in arrays), *arrays[0].shape[1:]), arrays[0].dtype
+  )
+  for row, array in zip(stacked, arrays, strict=True):
+    row[: len(array)] = array
+  return stacked
+
+
 def process_and_datasets(
   config, task, plan: client_data.LocalTraining, attack=None, privacy_plan=None
 ):
-  """The fused process and its (round, hospitals) -> [(dataset, code, seed, noise)] function.
+  """The fused process and its (round, hospitals) -> `RoundInputs` function.
 
-  The datasets are built in this process with the shuffle seeds the worker
-  uses for TFF (`client_data.round_datasets`), so both see the same batches;
-  the attack codes, DP noise multipliers and seeds are those `learning.process`
-  gives TFF's clients (DP: seeded by the hospital's index, attacks by position).
+  The batches are the rows `client_data.training_dataset` gives the worker for
+  TFF with the same shuffle seeds (`client_data.round_indices`), so both see the
+  same batches; the attack codes, DP noise multipliers and seeds are those
+  `learning.process` gives TFF's clients (DP: seeded by the hospital's index,
+  attacks by position).
   """
-  train = client_data.client_data(task.data, 'train')
-  sizes = {s.hospital: len(s.y_train) for s in task.data.shards}
+  shards = task.data.shards
+  x_all = _padded([s.x_train for s in shards])
+  y_all = _padded([client_data.labels(s.y_train, task.data.num_classes) for s in shards])
+  sizes = [len(s.y_train) for s in shards]
   patient = privacy_plan is not None and privacy_plan.level == 'patient'
   clip = privacy_plan.l2_norm_clip if patient else None
   key = (
@@ -40,18 +66,25 @@ def process_and_datasets(
   ).starting_from(task.keras_model())
   everyone = task.data.hospitals
 
-  def inputs(round_num, hospitals):
-    datasets = client_data.round_datasets(
-      train, sizes, hospitals, plan, seed=config.seed, round_num=round_num
+  def inputs(round_num, hospitals) -> RoundInputs:
+    rows = np.array([everyone.index(h) for h in hospitals])
+    shuffle_seeds = [client_data.shuffle_seed(config.seed, round_num, r) for r in rows]
+    index = client_data.round_indices([sizes[r] for r in rows], shuffle_seeds, plan)
+    pick = (rows[:, None, None], index)
+    return RoundInputs(
+      x=x_all[pick],
+      y=y_all[pick],
+      codes=np.array([attack.code(h) if attack else 0 for h in hospitals], np.int32),
+      seeds=np.array(
+        [
+          process_lib.client_seed(config.seed, round_num, everyone.index(h) if patient else k)
+          for k, h in enumerate(hospitals)
+        ],
+        np.int64,
+      ),
+      noises=np.array(
+        [privacy_plan.noise_multipliers[h] if patient else 0.0 for h in hospitals], np.float32
+      ),
     )
-    return [
-      (
-        dataset,
-        attack.code(h) if attack else 0,
-        process_lib.client_seed(config.seed, round_num, everyone.index(h) if patient else k),
-        privacy_plan.noise_multipliers[h] if patient else 0.0,
-      )
-      for k, (h, dataset) in enumerate(zip(hospitals, datasets, strict=True))
-    ]
 
   return process, inputs
