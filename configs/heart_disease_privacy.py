@@ -7,7 +7,8 @@ budget (15 rounds of 100 local steps of batch 4), 3 seeds.
 
   uv run python -m experiments.privacy --config=configs/heart_disease_privacy.py
 
-About 8 minutes on 2 cores; `:smoke` is 1 seed, 2 rounds, epsilon inf and 1.
+74 s on 2 cores (2026-12-05, runtime.engine='auto'; 112 s all on TFF's engine:
+`uv run python -m benchmarks.studies`); `:smoke` is 1 seed, 2 rounds, epsilon inf and 1.
 Writes privacy.csv, privacy.md and privacy_utility.png under the workdir.
 Anchor: FLamby's record-level DP on Fed-Heart-Disease lost at most 1.5 points
 at epsilon 1, delta 1e-3 (about 2.7 at delta 1e-4, 11 at epsilon 0.1).
