@@ -67,24 +67,3 @@ def no_worker_left_behind():
   yield
   left = worker_pids() - before
   assert not left, f'TFF worker processes left running: {sorted(left)}'
-
-
-# The longest files, longest first (about a minute and a half to a half): pytest-xdist hands
-# out files in collection order, and these, collected last by name, kept one worker busy
-# alone at the end of the suite.
-LONG_FILES = (
-  'test_dropout_remote.py',
-  'test_user_commands.py',
-  'test_secure_user_commands.py',
-  'test_secure_remote.py',
-  'test_fused.py',
-  'test_notebooks.py',
-  'test_deployment.py',
-  'test_remote_features.py',
-)
-
-
-def pytest_collection_modifyitems(config, items):
-  """Runs the long files first, so the two workers end together."""
-  rank = {name: i for i, name in enumerate(LONG_FILES)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
