@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.test_user_commands import ROOT, USER_ENV, run
+from tests.test_user_commands import ROOT, USER_ENV, run, run_together
 from tff_med import runtime
 
 pytestmark = [
@@ -20,27 +20,30 @@ HOSPITALS = ['cleveland', 'hungary']
 
 def test_secure_aggregation_runs_as_the_readme_prints_it(tmp_path):
   certs = tmp_path / 'certs'
-  made = run(
-    f'uv run python -m experiments.make_certificates --out={certs} '
-    f'--sites=coordinator,{",".join(HOSPITALS)}'
+  made, shards = run_together(
+    [
+      f'uv run python -m experiments.make_certificates --out={certs} '
+      f'--sites=coordinator,{",".join(HOSPITALS)}',
+      'uv run python -c "from tff_med.data import heart_disease as h; '
+      f"h.write_shards('{tmp_path / 'heart'}')\"",
+    ]
   )
   assert made.returncode == 0, made.stderr[-2000:]
+  assert shards.returncode == 0, shards.stderr[-2000:]
   public = tmp_path / 'coordinator' / 'mask_public_keys'  # Gathered and sent to every hospital.
   public.mkdir(parents=True)
-  shards = run(
-    'uv run python -c "from tff_med.data import heart_disease as h; '
-    f"h.write_shards('{tmp_path / 'heart'}')\""
-  )
-  assert shards.returncode == 0, shards.stderr[-2000:]
   srv = {h: tmp_path / h / 'srv' for h in HOSPITALS}
-  for h in HOSPITALS:  # At each hospital: its shards, its key pair.
-    shutil.copytree(tmp_path / 'heart' / h, srv[h] / 'shards' / h)
-    key = run(
+  keys = run_together(  # At each hospital: its key pair.
+    [
       f'uv run python -m experiments.make_mask_key --hospital={h} '
       f'--tls_cert={certs}/{h}.pem --tls_key={certs}/{h}.key --out={srv[h]}/mask_keys'
-    )
+      for h in HOSPITALS
+    ]
+  )
+  for h, key in zip(HOSPITALS, keys, strict=True):
     assert key.returncode == 0, key.stderr[-2000:]
     assert oct((srv[h] / 'mask_keys' / f'{h}.mask.key').stat().st_mode & 0o777) == '0o600'
+    shutil.copytree(tmp_path / 'heart' / h, srv[h] / 'shards' / h)
     shutil.copy(srv[h] / 'mask_keys' / f'{h}.mask.pub.json', public)
   ports = {h: runtime.free_port() for h in HOSPITALS}
   secure = (
@@ -57,10 +60,14 @@ def test_secure_aggregation_runs_as_the_readme_prints_it(tmp_path):
   try:
     for h in HOSPITALS:
       shutil.copytree(public, srv[h] / 'mask_public_keys')
-      approval = run(
+    approvals = run_together(
+      [
         f'uv run python -m experiments.approve_plan --plan={plan_dir} '
         f'--approved={srv[h]}/approved --data_root={srv[h]}/shards --yes'
-      )
+        for h in HOSPITALS
+      ]
+    )
+    for h, approval in zip(HOSPITALS, approvals, strict=True):
       assert approval.returncode == 0, approval.stderr[-2000:]
       assert 'masked modulo 2^32' in approval.stdout
       workers[h] = subprocess.Popen(

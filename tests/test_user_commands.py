@@ -6,6 +6,7 @@ or a small federation the test makes, and a temporary `--workdir`.
 """
 
 import json
+import concurrent.futures
 import os
 import shlex
 import shutil
@@ -36,6 +37,12 @@ def run(command: str, timeout: float = 300) -> subprocess.CompletedProcess:
   return subprocess.run(
     shlex.split(command), cwd=ROOT, env=USER_ENV, capture_output=True, text=True, timeout=timeout
   )
+
+
+def run_together(commands: list[str]) -> list[subprocess.CompletedProcess]:
+  """Runs independent README commands at once (each hospital runs its own step)."""
+  with concurrent.futures.ThreadPoolExecutor(len(commands)) as pool:
+    return list(pool.map(run, commands))
 
 
 @pytest.fixture(scope='module')
