@@ -104,6 +104,7 @@ class FusedFedAvg:
     self._clip = l2_norm_clip
     self._per_example_loss = metrics.loss_fn(num_classes, reduction='none')
     self._specs = tuple(tf.TensorSpec(v.shape, v.dtype) for v in self._model.trainable_variables)
+    self._output_shape = keras_model.output_shape[1:]
     # Every hospital's local training in one XLA call: a round's cost is its steps, not
     # a call per hospital (benchmarks/scale.py).
     self._clients = tf.function(self._clients_round, jit_compile=True)
@@ -216,7 +217,7 @@ class FusedFedAvg:
   def _clients_round(self, initial, xs, ys, drawn):
     # `_client_round` for each hospital in turn, its results stacked: [hospital, ...].
     count = tf.shape(xs)[0]
-    prediction_shape = [self._steps, xs.shape[2], *self._model.predict_on_batch(xs[0, 0]).shape[1:]]
+    prediction_shape = [self._steps, xs.shape[2], *self._output_shape]
     unfinalized = self._unfinalized()
     shapes = (
       list(self._specs),
