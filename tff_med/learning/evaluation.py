@@ -23,6 +23,13 @@ from tff_med.learning.build_cache import BuildCache
 ALL = 'all'
 TWO_CLASS_METRICS = ('auc',)
 EMPTY = 'test shard is empty'
+
+
+def no_examples() -> dict[str, float]:
+  """The metrics of an evaluation over no test rows: missing (NaN), 0 examples."""
+  return {'loss': math.nan, 'accuracy': math.nan, 'auc': math.nan, 'num_examples': 0}
+
+
 _PROCESSES = BuildCache()  # The runs of a study evaluate the same model on the same layout.
 
 
@@ -114,7 +121,7 @@ class FederatedEvaluator:
 
   def _metrics(self, state, datasets, note) -> dict[str, float]:
     if not datasets:
-      return {'loss': math.nan, 'accuracy': math.nan, 'auc': math.nan, 'num_examples': 0}
+      return no_examples()
     output = self._process.next(state, datasets)
     raw = output.metrics['client_work']['eval']['current_round_metrics']
     values = {k: float(v) for k, v in raw.items() if k != 'num_batches'}

@@ -117,7 +117,7 @@ class FusedEvaluator:
 
   def _metrics(self, unfinalized: list, note) -> dict[str, float]:
     if not unfinalized:
-      return {'loss': math.nan, 'accuracy': math.nan, 'auc': math.nan, 'num_examples': 0}
+      return evaluation.no_examples()
     values = self._compiled.finalized(
       tf.nest.map_structure(lambda *v: functools.reduce(np.add, v), *unfinalized)
     )
