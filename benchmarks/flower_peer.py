@@ -28,7 +28,7 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
 from tff_med import runtime  # noqa: E402
-from tff_med.clients import resident
+from tff_med.clients import client_data, resident
 
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'Which job.')
 _ROUNDS = flags.DEFINE_integer('rounds', 20, 'Rounds (the first 5 are warm-up).')
@@ -39,10 +39,22 @@ PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'peers', 'flower
 def _export(path, task, config, rounds) -> int:
   """Writes the job file; returns the number of weight arrays in the model."""
   model = task.keras_model()
+  plan = client_data.LocalTraining(config.data.batch_size, local_steps=config.data.local_steps)
+  sizes = [len(shard.y_train) for shard in task.data.shards]
+  # Each round's rows, as tff_med's datasets take them (the peer has no tff_med).
+  orders = np.stack(
+    [
+      client_data.round_indices(
+        sizes, [client_data.shuffle_seed(0, r, i) for i in range(len(sizes))], plan
+      )
+      for r in range(1, rounds + 1)
+    ]
+  )
   arrays = {}
   for i, shard in enumerate(task.data.shards):
     arrays[f'x_train_{i}'] = shard.x_train
     arrays[f'y_train_{i}'] = shard.y_train.astype(np.float32)[:, None]
+    arrays[f'order_{i}'] = orders[:, i].reshape(rounds, -1)
   weights = model.get_weights()
   np.savez(
     path,
@@ -52,7 +64,6 @@ def _export(path, task, config, rounds) -> int:
     batch_size=config.data.batch_size,
     local_steps=config.data.local_steps,
     learning_rate=config.algorithm.client_learning_rate,
-    seed=0,
     rounds=rounds,
     **{f'w{i}': w for i, w in enumerate(weights)},
     **arrays,

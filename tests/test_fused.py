@@ -391,17 +391,3 @@ def test_robust_mean_equals_tffs_robust_aggregator_round_after_round():
       zeroed += int(out.measurements['zeroed_count'])
       clipped += int(out.measurements['zeroing']['clipped_count'])
   assert zeroed >= 4 and 0 < clipped < 40  # Both branches ran.
-
-
-def test_round_indices_are_the_rows_each_hospitals_training_dataset_batches():
-  # Shards of different sizes, some smaller than a round's steps x batch (a second,
-  # reshuffled pass), drawn in one pipeline, each as its own training_dataset draws them.
-  plan = client_data.LocalTraining(batch_size=4, local_steps=5)
-  sizes, seeds = [3, 17, 8, 40], [11, 12, 13, 2**31 - 2]
-  got = client_data.round_indices(sizes, seeds, plan)
-  assert got.shape == (4, 5, 4)
-  for index, (size, seed) in enumerate(zip(sizes, seeds, strict=True)):
-    rows = tf.data.Dataset.range(size)
-    want = [b for b in client_data.training_dataset(rows, size, plan, seed).as_numpy_iterator()]
-    np.testing.assert_array_equal(got[index], np.stack(want))
-  assert len({tuple(g.ravel()) for g in got[1:]}) == 3  # Not one order for all.

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from tff_med.clients import shuffle
 from tff_med.data.shards import FederatedShards
 from tff_med.data.targets import SURVIVAL_OUTPUTS
 from tff_med.errors import ConfigError
@@ -67,8 +68,9 @@ class LocalTraining:
       )
 
 
-def shuffle_seed(seed: int, round_num: int, client_index: int) -> int:
-  """A distinct, reproducible shuffle seed per run, round and hospital."""
+def shuffle_seed(seed: int, round_num: int, client_index):
+  """A distinct, reproducible shuffle seed per run, round and hospital (an int, or an
+  array of them for an array of `client_index`)."""
   return (seed * 1_000_003 + round_num * 10_007 + client_index) % (2**31 - 1)
 
 
@@ -81,44 +83,61 @@ def _lean_options() -> tf.data.Options:
   return options
 
 
-def _batched(dataset: tf.data.Dataset, size, plan: LocalTraining, seed) -> tf.data.Dataset:
-  buffer = tf.maximum(tf.cast(size, tf.int64), 1)
-  shuffled = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-  if plan.local_steps:
-    return shuffled.repeat().batch(plan.batch_size).take(plan.local_steps)
-  return shuffled.batch(plan.batch_size).repeat(plan.local_epochs)
-
-
 def training_dataset(dataset: tf.data.Dataset, size, plan: LocalTraining, seed) -> tf.data.Dataset:
   """Shuffles and batches one hospital's training data for one round.
 
-  `size` and `seed` may be Python ints (simulation) or scalar tensors (a remote
-  worker building the dataset from a shard name); both give the same batches.
+  Each pass over the shard visits its rows in `shuffle.epoch_orders`' order for
+  `seed`; with `local_steps`, batches run on across passes. `size` and `seed`
+  may be Python ints (simulation) or scalar tensors (a remote worker building
+  the dataset from a shard name); both give the same batches.
   """
-  return _batched(dataset, size, plan, seed).with_options(_lean_options())
+  if tf.executing_eagerly():  # One traced graph per plan, not a dozen eager ops per hospital.
+    return _traced(plan)(dataset, tf.constant(size, tf.int64), tf.constant(seed, tf.int64))
+  return _batches(dataset, size, plan, seed)
 
 
 @functools.cache
-def _indices_function(plan: LocalTraining):
-  # Traced once per plan: building the pipelines in Python cost 4x running them.
-  @tf.function
-  def indices(sizes, seeds):
-    pairs = tf.data.Dataset.from_tensor_slices((sizes, seeds))
-    rows = pairs.flat_map(lambda n, s: _batched(tf.data.Dataset.range(n), n, plan, s))
-    steps = tf.size(sizes, tf.int64) * plan.local_steps
-    return rows.batch(steps).with_options(_lean_options()).get_single_element()
+def _traced(plan: LocalTraining):
+  return tf.function(lambda dataset, size, seed: _batches(dataset, size, plan, seed))
 
-  return indices
+
+def _batches(dataset: tf.data.Dataset, size, plan: LocalTraining, seed) -> tf.data.Dataset:
+  shard = _whole(dataset, size)
+  rows = tf.shape(tf.nest.flatten(shard)[0], out_type=tf.int64)[0]
+  if plan.local_steps:  # Batches run on across passes; none from an empty shard.
+    count = tf.where(rows > 0, tf.constant(plan.local_steps * plan.batch_size, tf.int64), 0)
+    passes = -(-count // tf.maximum(rows, 1))  # Enough to reach `count` rows.
+    order = tf.reshape(shuffle.epoch_orders(rows, seed, passes), [-1])[:count]
+    batches = tf.data.Dataset.from_tensor_slices(_take(shard, order)).batch(plan.batch_size)
+  else:  # Each pass batched on its own (local_epochs is a Python int).
+    orders = shuffle.epoch_orders(rows, seed, plan.local_epochs)
+    batches = tf.data.Dataset.from_tensor_slices(_take(shard, orders[0])).batch(plan.batch_size)
+    for epoch in range(1, plan.local_epochs):
+      batches = batches.concatenate(
+        tf.data.Dataset.from_tensor_slices(_take(shard, orders[epoch])).batch(plan.batch_size)
+      )
+  return batches.with_options(_lean_options())
+
+
+def _whole(dataset: tf.data.Dataset, size):
+  # The shard's rows as tensors, [0, ...] ones if it is empty (no user function to trace:
+  # a flat_map here cost 20 ms per hospital to build and 4 ms a round in the worker).
+  empty = tf.nest.map_structure(
+    lambda spec: tf.zeros([0, *spec.shape], spec.dtype), dataset.element_spec
+  )
+  whole = dataset.batch(tf.maximum(tf.cast(size, tf.int64), 1)).take(1)
+  return whole.concatenate(tf.data.Dataset.from_tensors(empty)).take(1).get_single_element()
+
+
+def _take(shard, index: tf.Tensor):
+  return tf.nest.map_structure(lambda column: tf.gather(column, index), shard)
 
 
 def round_indices(sizes: list[int], seeds: list[int], plan: LocalTraining) -> np.ndarray:
-  """[hospital, step, example]: the rows `training_dataset` batches for each hospital, from
-  one `tf.data` pipeline over all of them (the fused engine's round; `local_steps` only).
-
-  A shuffle draws the same order for a shard's row indices as for its rows.
-  """
-  flat = _indices_function(plan)(tf.constant(sizes, tf.int64), tf.constant(seeds, tf.int64))
-  return flat.numpy().reshape(len(sizes), plan.local_steps, plan.batch_size)
+  """[hospital, step, example]: the rows `training_dataset` batches for each hospital,
+  drawn for all of them at once (the fused engine's round; `local_steps` only)."""
+  count = plan.local_steps * plan.batch_size
+  return shuffle.round_rows(sizes, seeds, count).reshape(len(sizes), plan.local_steps, -1)
 
 
 def round_datasets(

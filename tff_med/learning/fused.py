@@ -253,12 +253,13 @@ class FusedFedAvg:
     stacked, non_finite, num_examples, predictions, unfinalized = self._clients(
       trainable, xs, ys, drawn
     )
-    updates = [list(u) for u in zip(*[tf.unstack(t, num=count) for t in stacked], strict=True)]
+    corrupt = None
     if self._attack is not None:  # As tff_med's attacked client work: after TFF's zeroing.
       a = self._attack
-      updates = [
-        attacks.corrupt(u, codes[h], a.scale, a.noise_std, seeds[h]) for h, u in enumerate(updates)
-      ]
+
+      def corrupt(h, update):
+        return attacks.corrupt(update, codes[h], a.scale, a.noise_std, seeds[h])
+
     finite = tf.equal(non_finite, 0)
     weights = tf.where(finite, 1.0 if self._uniform else tf.cast(num_examples, tf.float32), 0.0)
     zeroed = tf.reduce_sum(tf.cast(tf.equal(weights, 0.0), tf.int32))
@@ -272,9 +273,8 @@ class FusedFedAvg:
       weight = tf.reshape(per_example, [-1] + [1] * (predicted.shape.rank - 1))
       for metric in self._summed:
         metric.update_state(labels, predicted, sample_weight=weight)
-    weights = tf.unstack(weights, num=count)
-    mean, aggregator_state = fused_aggregation.aggregate(
-      self._algorithm, updates, weights, aggregator_state
+    mean, aggregator_state = fused_aggregation.aggregate_stacked(
+      self._algorithm, stacked, weights, count, aggregator_state, corrupt
     )
     new_state, new_trainable = self._server_optimizer.next(
       optimizer_state, tuple(trainable), tuple(mean)

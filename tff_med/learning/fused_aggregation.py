@@ -127,6 +127,22 @@ def robust_mean(updates, weights, state):
   return weighted_mean(clipped, weights), new_state
 
 
+def aggregate_stacked(algorithm, stacked, weights, count: int, state=(), corrupt=None):
+  """`aggregate` over `count` clients' [client, ...] tensors and [client] weights;
+  `corrupt(k, update)` gives what client k sends under attack.
+
+  The mean of honest updates is one weighted sum per tensor (the loop over clients'
+  updates cost a graph op per client: 1.3 ms a round at 256 hospitals, benchmarks/scale.py).
+  """
+  if algorithm.aggregator == 'mean' and corrupt is None:
+    total = [tf.tensordot(weights, t, axes=1) for t in stacked]
+    return [t / tf.reduce_sum(weights) for t in total], state  # MeanFactory: no NaN guard.
+  updates = [list(u) for u in zip(*[tf.unstack(t, num=count) for t in stacked], strict=True)]
+  if corrupt is not None:
+    updates = [corrupt(k, update) for k, update in enumerate(updates)]
+  return aggregate(algorithm, updates, tf.unstack(weights, num=count), state)
+
+
 def aggregate(algorithm, updates: list[list[tf.Tensor]], weights: list[tf.Tensor], state=()):
   """(The aggregate of `algorithm.aggregator` over the clients' updates and weights, the
   aggregator's next state: see `initial_state`)."""

@@ -64,23 +64,19 @@ def process_and_datasets(
   process = _ENGINES.get(
     key, lambda: FusedFedAvg(task, config.algorithm, plan.local_steps, attack, clip)
   ).starting_from(task.keras_model())
-  everyone = task.data.hospitals
+  position = {h: i for i, h in enumerate(task.data.hospitals)}
 
   def inputs(round_num, hospitals) -> RoundInputs:
-    rows = np.array([everyone.index(h) for h in hospitals])
-    shuffle_seeds = [client_data.shuffle_seed(config.seed, round_num, r) for r in rows]
+    rows = np.array([position[h] for h in hospitals], np.int64)
+    shuffle_seeds = client_data.shuffle_seed(config.seed, round_num, rows)
     index = client_data.round_indices([sizes[r] for r in rows], shuffle_seeds, plan)
     pick = (rows[:, None, None], index)
     return RoundInputs(
       x=x_all[pick],
       y=y_all[pick],
       codes=np.array([attack.code(h) if attack else 0 for h in hospitals], np.int32),
-      seeds=np.array(
-        [
-          process_lib.client_seed(config.seed, round_num, everyone.index(h) if patient else k)
-          for k, h in enumerate(hospitals)
-        ],
-        np.int64,
+      seeds=process_lib.client_seed(
+        config.seed, round_num, rows if patient else np.arange(len(hospitals))
       ),
       noises=np.array(
         [privacy_plan.noise_multipliers[h] if patient else 0.0 for h in hospitals], np.float32

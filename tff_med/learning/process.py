@@ -46,9 +46,12 @@ class ClientParams:
     return value, client_seed(seed, round_num, k)
 
 
-def client_seed(seed: int, round_num: int, k: int) -> np.ndarray:
-  """The stateless seed of client `k` (a position or a hospital index) in `round_num`."""
-  return np.array([seed, round_num * 1000 + k], np.int64)
+def client_seed(seed: int, round_num: int, k) -> np.ndarray:
+  """The stateless seed of client `k` (a position or a hospital index) in `round_num`.
+
+  int64 [2], or [clients, 2] for an array of `k`s.
+  """
+  return np.stack(np.broadcast_arrays(seed, round_num * 1000 + np.asarray(k)), -1).astype(np.int64)
 
 
 def build(config, model_fn, hospitals: list[str], num_classes: int, privacy_plan, attack):

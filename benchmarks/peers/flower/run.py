@@ -7,9 +7,9 @@ protobuf range admits tensorflow 2.14.1; Flower 1.42 needs protobuf >= 5):
       --job=JOB.npz --out=OUT.npz
 
 The job file holds the Keras model (JSON and initial weights), each hospital's
-standardized arrays and the local training plan. Each round every hospital
-starts from the global weights, runs `model.fit` over the same batches tff_med
-uses (same shuffle seeds, same tf.data ops), and Flower's FedAvg averages the
+standardized arrays, the rows tff_med's dataset takes in each round, and the
+local training plan. Each round every hospital starts from the global weights,
+runs `model.fit` over the same batches tff_med uses, and Flower's FedAvg averages the
 results weighted by the examples processed, as tff_med's FedAvg does. Written
 as the Flower documentation writes a Keras `NumPyClient`, with one improvement
 a careful user would make: each simulated process keeps its compiled models
@@ -42,17 +42,9 @@ def _job(path):
     return {k: f[k] for k in f.files}
 
 
-def shuffle_seed(seed, round_num, client_index):
-  """tff_med.clients.client_data.shuffle_seed."""
-  return (seed * 1_000_003 + round_num * 10_007 + client_index) % (2**31 - 1)
-
-
-def training_dataset(x, y, batch_size, local_steps, seed):
-  """tff_med.clients.client_data.training_dataset with local_steps."""
-  dataset = tf.data.Dataset.from_tensor_slices((x, y))
-  buffer = tf.maximum(tf.cast(len(x), tf.int64), 1)
-  shuffled = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-  return shuffled.repeat().batch(batch_size).take(local_steps)
+def training_dataset(x, y, rows, batch_size):
+  """The round's batches: the rows tff_med's dataset takes (`order_i` in the job), in order."""
+  return tf.data.Dataset.from_tensor_slices((x[rows], y[rows])).batch(batch_size)
 
 
 class HospitalClient(NumPyClient):
@@ -74,9 +66,9 @@ class HospitalClient(NumPyClient):
   def fit(self, parameters, config):
     self.model.set_weights(parameters)
     steps, batch = int(self.job['local_steps']), int(self.job['batch_size'])
-    seed = shuffle_seed(int(self.job['seed']), int(config['round']), self.index)
+    rows = self.job[f'order_{self.index}'][int(config['round']) - 1]
     x, y = self.job[f'x_train_{self.index}'], self.job[f'y_train_{self.index}']
-    self.model.fit(training_dataset(x, y, batch, steps, seed), epochs=1, verbose=0)
+    self.model.fit(training_dataset(x, y, rows, batch), epochs=1, verbose=0)
     return self.model.get_weights(), steps * batch, {}
 
 
