@@ -1,13 +1,14 @@
 r"""Each study, as a user runs it, on TFF's engine and on the studies' default, side by side.
 
-  uv run python -m benchmarks.studies [--studies=compare,privacy,robustness] [--variant=smoke]
+  uv run python -m benchmarks.studies [--studies=compare,privacy,robustness] [--variant=smoke] \
+      [--out=DIR]
 
 For each study it runs the study's command twice in fresh processes (import and
 worker start included, as a user waits for them), with
 `--config.runtime.engine=tff` and with the config's own `auto`, and prints both
 wall times, their ratio, and whether the two reports' tables (every line of the
 study's Markdown report that is a table row, at the report's precision) are the
-same. Targets (issue #19, 2 cores): comparison under 60 s, privacy and
+same. With --out, both runs' outputs are kept in DIR/STUDY/{tff,auto}. Targets (issue #19, 2 cores): comparison under 60 s, privacy and
 robustness under 90 s each, with the same tables. Exits 1 if a table differs.
 """
 
@@ -27,6 +28,7 @@ STUDIES = {
 }
 _STUDIES = flags.DEFINE_list('studies', list(STUDIES), 'Studies to run.')
 _VARIANT = flags.DEFINE_string('variant', '', "Config variant ('smoke' for a quick check).")
+_OUT = flags.DEFINE_string('out', '', 'Keep the runs here (default: a temporary directory).')
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -53,8 +55,9 @@ def main(argv):
   differ = False
   for study in _STUDIES.value:
     with tempfile.TemporaryDirectory() as tmp:
-      tff_seconds, tff_table = _run(study, 'tff', os.path.join(tmp, 'tff'))
-      auto_seconds, auto_table = _run(study, None, os.path.join(tmp, 'auto'))
+      runs = os.path.join(os.path.abspath(_OUT.value) if _OUT.value else tmp, study)
+      tff_seconds, tff_table = _run(study, 'tff', os.path.join(runs, 'tff'))
+      auto_seconds, auto_table = _run(study, None, os.path.join(runs, 'auto'))
     same = tff_table == auto_table and bool(tff_table)
     differ |= not same
     ratio = tff_seconds / auto_seconds

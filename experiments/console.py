@@ -14,9 +14,9 @@ import sys
 from absl import app, flags, logging
 
 from tff_med.errors import UserError
-from tff_med.run import outputs
 
 EXIT_USER_ERROR = 1
+LOG_FILE = 'log.txt'  # A run's INFO logging, in its workdir.
 
 
 def verbose() -> bool:
@@ -32,7 +32,7 @@ def log_to_workdir(workdir: str) -> str | None:
   if verbose():
     return None
   os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, outputs.LOG_FILE)
+  path = os.path.join(workdir, LOG_FILE)
   # Open for the rest of the process: absl writes every later record to it.
   logging.get_absl_handler().python_handler.stream = open(path, 'a')
   flags.FLAGS.stderrthreshold = 'warning'

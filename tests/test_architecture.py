@@ -2,6 +2,8 @@
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -95,3 +97,20 @@ def test_modules_and_functions_stay_small():
         if length > 80:
           too_long.append(f'{path.relative_to(ROOT)}:{node.lineno} {node.name}: {length} lines')
   assert not too_long, '\n'.join(too_long)
+
+
+@pytest.mark.parametrize('command', ['make_certificates', 'make_mask_key'])
+def test_a_hospitals_key_commands_start_without_tensorflow(command):
+  # Run by a hospital's IT on any machine: a second, not TensorFlow's ten.
+  loaded = subprocess.run(
+    [
+      sys.executable,
+      '-c',
+      f'import sys, experiments.{command}; print("tensorflow" in sys.modules)',
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    check=True,
+  )
+  assert loaded.stdout.strip() == 'False'

@@ -29,7 +29,6 @@ METRICS_CSV = 'metrics.csv'
 CONFIG_JSON = 'config.json'
 RESULTS_MD = 'results.md'
 RESULTS_JSON = 'results.json'
-LOG_FILE = 'log.txt'  # INFO logging of the binaries (experiments/console.py).
 MANIFEST_JSON = 'manifest.json'  # Config, seeds, versions, shard hashes (run.manifest).
 EXPORT_DIR = 'model'  # The exported Keras model and its preprocessing (run.export).
 
