@@ -7,7 +7,7 @@ budget (15 rounds of 100 local steps of batch 4), 3 seeds.
 
   uv run python -m experiments.privacy --config=configs/heart_disease_privacy.py
 
-74 s on 2 cores (2026-12-05, runtime.engine='auto'; 112 s all on TFF's engine:
+73 s on 2 cores (2026-12-05, runtime.engine='auto'; 116 s all on TFF's engine:
 `uv run python -m benchmarks.studies`); `:smoke` is 1 seed, 2 rounds, epsilon inf and 1.
 Writes privacy.csv, privacy.md and privacy_utility.png under the workdir.
 Anchor: FLamby's record-level DP on Fed-Heart-Disease lost at most 1.5 points

@@ -9,7 +9,7 @@ FLamby's budget (15 rounds of 100 local steps of batch 4), 3 seeds.
 
   uv run python -m experiments.robustness --config=configs/heart_disease_robustness.py
 
-67 s on 2 cores (runtime.engine='auto', 2026-12-05; 220 s all on TFF's engine:
+65 s on 2 cores (runtime.engine='auto', 2026-12-05; 244 s all on TFF's engine:
 `uv run python -m benchmarks.studies`); `:smoke` is 1 seed, 2 rounds, 2 aggregators, 4 hospitals.
 Writes robustness.csv, robustness.md and robustness.png under the workdir.
 """

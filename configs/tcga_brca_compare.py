@@ -10,7 +10,7 @@ Harrell's C-index with a bootstrap 95% CI, next to FLamby's published figures.
   uv run python -m experiments.compare --config=configs/tcga_brca_compare.py
   uv run python -m experiments.compare --config=configs/tcga_brca_compare.py:smoke
 
-The full study takes about 3 minutes on 2 cores (3 min 16 s measured 2026-12-04), the
+The full study takes about 2 minutes on 2 cores (2 min 4 s measured 2026-12-05), the
 smoke one under a minute; the README quotes its table.
 """
 
