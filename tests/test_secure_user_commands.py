@@ -20,16 +20,25 @@ HOSPITALS = ['cleveland', 'hungary']
 
 def test_secure_aggregation_runs_as_the_readme_prints_it(tmp_path):
   certs = tmp_path / 'certs'
-  made, shards = run_together(
+  ports = {h: runtime.free_port() for h in HOSPITALS}
+  secure = (
+    f'--config.deployment.workers={",".join(f"{h}=localhost:{p}" for h, p in ports.items())} '
+    '--config.algorithm.aggregator=secure'
+  )
+  plan_dir = tmp_path / 'coordinator' / 'plan'
+  made, shards, exported = run_together(  # Independent steps, at separate sites.
     [
       f'uv run python -m experiments.make_certificates --out={certs} '
       f'--sites=coordinator,{",".join(HOSPITALS)}',
       'uv run python -c "from tff_med.data import heart_disease as h; '
       f"h.write_shards('{tmp_path / 'heart'}')\"",
+      f'uv run python -m experiments.plan --config=configs/heart_disease.py:smoke {secure} '
+      f'--out={plan_dir}',
     ]
   )
   assert made.returncode == 0, made.stderr[-2000:]
   assert shards.returncode == 0, shards.stderr[-2000:]
+  assert exported.returncode == 0, exported.stderr[-2000:]
   public = tmp_path / 'coordinator' / 'mask_public_keys'  # Gathered and sent to every hospital.
   public.mkdir(parents=True)
   srv = {h: tmp_path / h / 'srv' for h in HOSPITALS}
@@ -45,17 +54,6 @@ def test_secure_aggregation_runs_as_the_readme_prints_it(tmp_path):
     assert oct((srv[h] / 'mask_keys' / f'{h}.mask.key').stat().st_mode & 0o777) == '0o600'
     shutil.copytree(tmp_path / 'heart' / h, srv[h] / 'shards' / h)
     shutil.copy(srv[h] / 'mask_keys' / f'{h}.mask.pub.json', public)
-  ports = {h: runtime.free_port() for h in HOSPITALS}
-  secure = (
-    f'--config.deployment.workers={",".join(f"{h}=localhost:{p}" for h, p in ports.items())} '
-    '--config.algorithm.aggregator=secure'
-  )
-  plan_dir = tmp_path / 'coordinator' / 'plan'
-  exported = run(
-    f'uv run python -m experiments.plan --config=configs/heart_disease.py:smoke {secure} '
-    f'--out={plan_dir}'
-  )
-  assert exported.returncode == 0, exported.stderr[-2000:]
   workers = {}
   try:
     for h in HOSPITALS:
