@@ -121,7 +121,8 @@ def _batches(dataset: tf.data.Dataset, size, plan: LocalTraining, seed) -> tf.da
 
 def _whole(dataset: tf.data.Dataset, size):
   # The shard's rows as tensors, [0, ...] ones if it is empty (no user function to trace:
-  # a flat_map here cost 20 ms per hospital to build and 4 ms a round in the worker).
+  # a flat_map here cost about 24 ms per hospital to build and 4 ms per hospital a round
+  # in the worker: benchmarks.round_breakdown).
   empty = tf.nest.map_structure(
     lambda spec: tf.zeros([0, *spec.shape], spec.dtype), dataset.element_spec
   )
