@@ -26,7 +26,7 @@ _GAMMA = 0x9E3779B97F4A7C15
 _MIX = ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB))
 _LAST_SHIFT = 31
 _KEY_SHIFT = 2  # Keys below 2**62 sort before the padding key.
-PAD_KEY = 2**62
+_PAD_KEY = 2**62
 
 
 def _splitmix_tf(z: tf.Tensor) -> tf.Tensor:
@@ -89,7 +89,7 @@ def round_rows(sizes, seeds, count: int) -> np.ndarray:
     epochs = int(-(-count // n.min()))
     width = int(n.max())
     past_end = np.arange(width)[None, None, :] >= n[:, :, None]
-    keys = np.where(past_end, PAD_KEY, _keys_np(seeds[members], epochs, width))
+    keys = np.where(past_end, _PAD_KEY, _keys_np(seeds[members], epochs, width))
     orders = np.argsort(keys, axis=-1, kind='stable')
     out[members] = orders[np.arange(len(members))[:, None], position // n, position % n]
   return out
