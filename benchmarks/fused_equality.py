@@ -1,7 +1,8 @@
 """How far the fused engine is from TFF's learning process, per algorithm, on the heart study.
 
-For each algorithm of the FedAvg family (and patient-level DP-SGD), runs the heart main job's rounds on
-TFF and on the fused engine side by side and prints the largest difference in
+For each algorithm of the FedAvg family, patient-level DP-SGD and an MLP with dropout,
+runs the heart main job's rounds on TFF and on the fused engine side by side and
+prints the largest difference in
 any weight: over the whole trajectory (each engine from its own previous
 round), and per round (the fused round started from TFF's state, which is what
 a tolerance per round means when an optimizer amplifies rounding).
@@ -18,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from benchmarks.jobs import CASES
+from benchmarks.jobs import CASES, with_case
 from configs import heart_disease
 from tff_med import runtime
 from tff_med.clients import client_data, resident
@@ -40,15 +41,13 @@ def _from_tff(tff_state, fused_process) -> dict:
   return {
     'trainable': [np.asarray(w) for w in tff_state.global_model_weights.trainable],
     'server_optimizer': tf.nest.pack_sequence_as(template, tf.nest.flatten(tff_state.finalizer)),
+    'aggregator': fused_process.initialize()['aggregator'],  # The mean's: empty.
   }
 
 
 def measure(change: dict, rounds: int) -> tuple[float, float]:
   """(largest difference over the trajectory, largest difference of one round from TFF's state)."""
-  config = heart_disease.get_config()
-  change = dict(change)
-  config.privacy.update(change.pop('privacy', {}))
-  config.algorithm.update(change)
+  config = with_case(heart_disease.get_config(), change)
   config.data.root = tempfile.mkdtemp(prefix='heart_')
   with runtime.local_runtime():
     task = task_lib.load_task(config)

@@ -64,7 +64,19 @@ CASES = {
   'client_momentum': {'client_momentum': 0.9},
   'client_adam': {'client_optimizer': 'adam', 'client_learning_rate': 0.01},
   'patient_dp': {'privacy': {'level': 'patient', 'noise_multiplier': 1.0}},
+  'mlp_dropout': {'model': {'name': 'mlp', 'dropout': 0.3}},
 }
+
+
+def with_case(config, change: dict):
+  """A copy of `config` with a case of CASES applied (its 'privacy' and 'model' blocks, the
+  rest to `algorithm`)."""
+  config = config.copy_and_resolve_references()
+  change = dict(change)
+  config.privacy.update(change.pop('privacy', {}))
+  config.model.update(change.pop('model', {}))
+  config.algorithm.update(change)
+  return config
 
 
 @contextlib.contextmanager

@@ -106,7 +106,9 @@ def _plain(task, datasets_fn, lr, fused):
   return lambda r: round_fn(datasets_fn(r)), final_weights
 
 
-def _plain_xla(task, datasets_fn, lr, steps):
+def _plain_xla(task, datasets_fn, lr, steps, unroll=True):
+  # `unroll=False` loops over the steps in the graph: an MLP with dropout unrolled over
+  # 100 steps took minutes and 8 GB to compile (2026-12-05).
   model = task.keras_model()
   loss_fn = metrics.loss_fn(2)
   weights = model.trainable_variables
@@ -118,7 +120,7 @@ def _plain_xla(task, datasets_fn, lr, steps):
     deltas = []
     for x_steps, y_steps in zip(xs, ys, strict=True):
       start = [tf.identity(w) for w in weights]
-      for k in range(steps):
+      for k in range(steps) if unroll else tf.range(steps):
         with tf.GradientTape() as tape:
           loss = loss_fn(y_steps[k], model(x_steps[k], training=True))
         for w, g in zip(weights, tape.gradient(loss, weights), strict=True):

@@ -20,9 +20,9 @@ It supports what it is proved equal on: the FedAvg family (FedAvg, FedAvgM,
 FedProx as TFF writes it, FedAdam, FedYogi, FedAdagrad) with the client and
 server optimizers they were measured with (`OPTIMIZERS`), the mean, median,
 trimmed-mean, Multi-Krum and median-norm-clip aggregators and TFF's robust aggregator
-(`fused_aggregation`), a fixed
-number of local steps (XLA needs fixed shapes), models of dense layers without
-dropout (`logistic_regression`, `mlp`), label flipping and the update attacks
+(`fused_aggregation`), a fixed number of local steps (XLA needs fixed shapes),
+models of dense layers with or without dropout (`logistic_regression`, `mlp`;
+`seeded_dropout` draws TFF's masks bit for bit), label flipping and the update attacks
 (`attacks.corrupt` after TFF's zeroing, as tff_med's attacked client work), and
 patient-level DP-SGD (`privacy.dp_sgd`'s clipping, and its noise from the same
 stateless seeds; hospital-level DP is not covered). Float rounding differs

@@ -9,10 +9,12 @@ import numpy as np
 
 from tff_med.clients import client_data
 from tff_med.learning import process as process_lib
+from tff_med.learning import seeded_dropout
 from tff_med.learning.build_cache import BuildCache
 from tff_med.learning.fused import FusedFedAvg
 
-# A study's runs of one algorithm differ only in seeds: they share a compiled engine.
+# A study's runs of one algorithm differ only in seeds: they share a compiled engine
+# (unless the model has dropout, whose seeds the round compiles in).
 _ENGINES = BuildCache()
 
 
@@ -53,8 +55,10 @@ def process_and_datasets(
   sizes = [len(s.y_train) for s in shards]
   patient = privacy_plan is not None and privacy_plan.level == 'patient'
   clip = privacy_plan.l2_norm_clip if patient else None
+  keras_model = task.keras_model()
   key = (
     task.architecture(),
+    seeded_dropout.seeds(keras_model),  # Compiled into the round: a dropout model's seeds.
     json.dumps(config.algorithm.to_dict(), sort_keys=True, default=str),
     len(task.data.hospitals),
     plan.local_steps,
@@ -63,7 +67,7 @@ def process_and_datasets(
   )
   process = _ENGINES.get(
     key, lambda: FusedFedAvg(task, config.algorithm, plan.local_steps, attack, clip)
-  ).starting_from(task.keras_model())
+  ).starting_from(keras_model)
   position = {h: i for i, h in enumerate(task.data.hospitals)}
 
   def inputs(round_num, hospitals) -> RoundInputs:

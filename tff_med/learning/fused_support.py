@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tff_med.errors import ConfigError
 from tff_med.learning import attacks, fused_aggregation
+from tff_med.learning.seeded_dropout import SeededDropout
 
 ENGINES = ('tff', 'fused', 'auto')
 # The FedAvg family: TFF's model-delta client work (FedProx's proximal variant), and
@@ -22,6 +23,7 @@ LAYERS = (
   tf.keras.layers.Dense,
   tf.keras.layers.Flatten,
   tf.keras.layers.Activation,
+  SeededDropout,
 )
 
 
@@ -76,7 +78,7 @@ def check_model(keras_model: tf.keras.Model) -> None:
   other = _other_layers(keras_model)
   if other:
     raise ConfigError(
-      "runtime.engine='fused' runs models of dense layers without dropout "
+      "runtime.engine='fused' runs models of dense layers and tff_med's SeededDropout "
       f"(logistic_regression, mlp); this model has {', '.join(other)}; use runtime.engine='tff'"
     )
 

@@ -4,8 +4,9 @@ Builders know nothing of TFF: each returns an uncompiled `tf.keras.Model` whose
 last layer outputs probabilities (sigmoid for two classes, softmax otherwise),
 so the exported model predicts risks directly; for a survival study
 (`num_classes` 1) it outputs one linear risk score, a log hazard ratio (the
-linear model is then a Cox proportional-hazards model). Initializers and dropout are
-seeded, so a seeded run starts from the same weights every time.
+linear model is then a Cox proportional-hazards model). Initializers are seeded, so a
+seeded run starts from the same weights every time, and dropout is `SeededDropout`, so
+it trains the same way every time, on TFF's engine and the fused one alike.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from tff_med.errors import unknown_name_error
+from tff_med.learning.seeded_dropout import SeededDropout
 
 
 def _head(num_classes: int, seed: int) -> tf.keras.layers.Layer:
@@ -58,7 +60,7 @@ def mlp(
       kernel_initializer=tf.keras.initializers.GlorotUniform(seed=seed + i + 1),
     )(x)
     if dropout:
-      x = tf.keras.layers.Dropout(dropout, seed=seed + i + 1)(x)
+      x = SeededDropout(dropout, seed=seed + i + 1, name=f'dropout_{i}')([x, inputs])
   return tf.keras.Model(inputs, _head(num_classes, seed)(x), name='mlp')
 
 
@@ -89,7 +91,7 @@ def small_cnn(
     x = tf.keras.layers.MaxPool2D(name=f'pool_{i}')(x)
   x = tf.keras.layers.Flatten()(x)
   if dropout:
-    x = tf.keras.layers.Dropout(dropout, seed=seed)(x)
+    x = SeededDropout(dropout, seed=seed, name='dropout')([x, inputs])
   return tf.keras.Model(inputs, _head(num_classes, seed)(x), name='small_cnn')
 
 

@@ -1,6 +1,7 @@
 """The final global model as a plain Keras file plus the preprocessing it needs.
 
-`<workdir>/model/model.keras` loads with `tf.keras.models.load_model` and
+`<workdir>/model/model.keras` loads with `tf.keras.models.load_model` (once
+`tff_med.learning.seeded_dropout` is imported, as here, for a model with dropout) and
 predicts probabilities from standardized features; `preprocessing.json` holds
 the feature order, label, classes and scaling statistics. `score_csv` applies
 both to a CSV of new patients.
@@ -19,6 +20,7 @@ from tff_med.data import csv_reader
 from tff_med.data.scaling import Standardizer
 from tff_med.data.targets import SURVIVAL_OUTPUTS
 from tff_med.errors import ConfigError, ShardError
+from tff_med.learning import seeded_dropout  # noqa: F401  (registers its layer for loading)
 from tff_med.run import outputs
 
 MODEL_FILE = 'model.keras'
