@@ -111,10 +111,12 @@ def split_heart_shards(source: str, target: str, groups: dict[str, list[str]]) -
   return roots
 
 
-def approve(config, approved: str, plan_dir: str) -> plan.Plan:
-  """Exports the plan of `config` to `plan_dir` and approves it in `approved`, as a steward would."""
+def approve(config, approved: str | list[str], plan_dir: str) -> plan.Plan:
+  """Exports the plan of `config` to `plan_dir` and approves it in `approved` (one directory,
+  or one per hospital: each steward approves the same export), as a steward would."""
   exported = plan.export_plan(config, plan_dir)
-  approvals.approve(plan_dir, approved)
+  for directory in [approved] if isinstance(approved, str) else approved:
+    approvals.approve(plan_dir, directory)
   return exported
 
 

@@ -77,8 +77,7 @@ def consortium(tmp_path_factory):
     shutil.copy(published, public)
   ports = {h: runtime.free_port() for h in HOSPITALS}
   config = secure(remote_config(','.join(f'{h}=localhost:{p}' for h, p in ports.items()), **tls))
-  for h in HOSPITALS:
-    approve(config, str(root / f'approved_{h}'), str(root / 'plan'))
+  approve(config, [str(root / f'approved_{h}') for h in HOSPITALS], str(root / 'plan'))
   workers = {
     h: HospitalProcess(
       roots[h],
@@ -230,8 +229,8 @@ def test_patient_level_dp_under_secure_aggregation_runs_as_in_simulation(consort
   private = {'level': 'patient', 'noise_multiplier': 1.0}
   config = copy.deepcopy(config)
   config.privacy.update(private)
-  for h in HOSPITALS:  # Each steward approves this plan too; the running workers pick it up.
-    approve(config, str(root / f'approved_{h}'), str(tmp_path / 'plan'))
+  # Each steward approves this plan too; the running workers pick it up.
+  approve(config, [str(root / f'approved_{h}') for h in HOSPITALS], str(tmp_path / 'plan'))
   experiment.train(config, str(tmp_path / 'remote'), print_fn=lambda _: None)
   simulated_config = secure(heart_disease.get_config('smoke'))
   simulated_config.data.source, simulated_config.data.root = 'csv', three
