@@ -12,7 +12,8 @@ from configs import csv_shards, heart_disease
 from tests.shard_fixtures import write_shards
 from tff_med import experiment
 from tff_med.errors import ConfigError, ShardError
-from tff_med.run import export
+from tff_med.learning import process
+from tff_med.run import export, settings
 
 
 @pytest.fixture(scope='module')
@@ -213,3 +214,10 @@ def test_tensorboard_has_namespaced_scalars_hparams_and_no_undefined_points(smok
   assert {'train/loss', 'eval/cleveland/auc', 'eval/all/auc', 'round_seconds'} <= tags
   assert '_hparams_/session_start_info' in tags
   assert 'eval/switzerland/auc' not in tags  # Undefined: in the CSV as nan, not drawn.
+
+
+def test_more_hospitals_than_client_seeds_tell_apart_are_refused():
+  hospitals = [f'h{i}' for i in range(process.MAX_HOSPITALS + 1)]
+  with pytest.raises(ConfigError, match='1001 hospitals; tff_med runs at most 1000'):
+    settings.hospitals_per_round(hospitals, 0, seed=0)
+  assert len(settings.hospitals_per_round(hospitals[:-1], 0, seed=0)(1)) == 1000

@@ -46,10 +46,14 @@ class ClientParams:
     return value, client_seed(seed, round_num, k)
 
 
+# Client seeds are (seed, round * 1000 + k): unique per round and client up to this many.
+MAX_HOSPITALS = 1000
+
+
 def client_seed(seed: int, round_num: int, k) -> np.ndarray:
   """The stateless seed of client `k` (a position or a hospital index) in `round_num`.
 
-  int64 [2], or [clients, 2] for an array of `k`s.
+  int64 [2], or [clients, 2] for an array of `k`s; distinct for `k` < MAX_HOSPITALS.
   """
   return np.stack(np.broadcast_arrays(seed, round_num * 1000 + np.asarray(k)), -1).astype(np.int64)
 

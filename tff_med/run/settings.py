@@ -6,7 +6,7 @@ import numpy as np
 
 from tff_med.clients import client_data
 from tff_med.errors import ConfigError, unknown_name_error
-from tff_med.learning import algorithms, evaluation, fused_support
+from tff_med.learning import algorithms, evaluation, fused_support, process
 from tff_med.learning import task as task_lib
 from tff_med.run import attendance, outputs, results
 from tff_med.run.stopping import StoppingRule
@@ -72,7 +72,16 @@ def loop_settings(training) -> dict:
 
 
 def hospitals_per_round(hospitals: list[str], clients_per_round: int, seed: int):
-  """Returns round -> hospitals: all of them (cross-silo), or a seeded sample."""
+  """Returns round -> hospitals: all of them (cross-silo), or a seeded sample.
+
+  Raises:
+    ConfigError: More hospitals than their client seeds tell apart, or than there are to sample.
+  """
+  if len(hospitals) > process.MAX_HOSPITALS:
+    raise ConfigError(
+      f'{len(hospitals)} hospitals; tff_med runs at most {process.MAX_HOSPITALS} (beyond, '
+      "two hospitals' DP noise and attack seeds would coincide)"
+    )
   if clients_per_round in (0, len(hospitals)):
     return lambda round_num: list(hospitals)
   if clients_per_round > len(hospitals):
