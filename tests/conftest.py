@@ -1,4 +1,5 @@
-"""Shared fixtures: absl flags parsed, and no TFF worker left behind by any test."""
+"""Shared fixtures: absl flags parsed, one local TFF worker for the session, and no other
+TFF worker left behind by any test."""
 
 import os
 
@@ -7,6 +8,8 @@ from absl import flags
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import tensorflow  # noqa: F401  (before anything builds Keras models; see experiments/train.py)
+
+from tff_med import runtime
 
 
 def _parent(pid: int) -> int:
@@ -60,10 +63,37 @@ def _absl_flags_parsed():
   flags.FLAGS.mark_as_parsed()
 
 
+@pytest.fixture(scope='session')
+def _session_worker():
+  """One local TFF worker that every test's `local_runtime` blocks reuse (as a study's runs do).
+
+  Starting a worker per run took about a second of wall time, and a session starts
+  hundreds of runs. The worker keeps no state between computations (see
+  `runtime.shared_local_runtime`); one that a test kills is restarted on next use.
+  """
+  with runtime.shared_local_runtime() as worker:
+    yield worker
+
+
 @pytest.fixture(autouse=True)
-def no_worker_left_behind():
+def _own_worker_if_marked(request, _session_worker):
+  """Tests marked `own_worker` (of the worker's own life cycle) see no shared worker."""
+  if request.node.get_closest_marker('own_worker') is None:
+    yield
+    return
+  shared = list(runtime._SHARED)  # noqa: SLF001
+  runtime._SHARED.clear()  # noqa: SLF001
+  try:
+    yield
+  finally:
+    runtime._SHARED[:] = shared  # noqa: SLF001
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left_behind(_session_worker, _own_worker_if_marked):
   """Fails the test if it leaves a TFF worker running (they hang CI pipes)."""
   before = worker_pids()
   yield
-  left = worker_pids() - before
+  shared = _session_worker.process.pid if _session_worker.process else None
+  left = worker_pids() - before - {shared}
   assert not left, f'TFF worker processes left running: {sorted(left)}'

@@ -16,6 +16,8 @@ import tensorflow_federated as tff
 from tests.conftest import is_running, worker_pids
 from tff_med import runtime, stale_files
 
+pytestmark = pytest.mark.own_worker  # The worker's own life cycle, without the session's.
+
 
 def test_local_runtime_stops_its_worker():
   with runtime.local_runtime() as worker:

@@ -23,6 +23,7 @@ def _write(root, hospital, rows):
 
 
 @pytest.mark.parametrize('missing', ['drop_rows', 'impute_mean'])
+@pytest.mark.own_worker  # Started in the data root, as a hospital's worker is.
 def test_the_loaders_apply_the_missing_value_policy_as_the_simulation_does(
   tmp_path, monkeypatch, missing
 ):
@@ -44,6 +45,7 @@ def test_the_loaders_apply_the_missing_value_policy_as_the_simulation_does(
   assert histogram.tolist() == [-1, -1]  # Fewer than 5 of each class: suppressed.
 
 
+@pytest.mark.own_worker  # Started in the data root, as a hospital's worker is.
 def test_the_attackers_loader_flips_its_training_labels(tmp_path, monkeypatch):
   _write(tmp_path, 'alpha', [['61', '27.5', '1'], ['55', '31', '0'], ['50', '30', '1']])
   monkeypatch.chdir(tmp_path)
