@@ -49,6 +49,7 @@ class HospitalProcess:
     )
     self.address = f'localhost:{self.port}'
     self.ready_line = ''
+    self._signalled = False
 
   def wait_ready(self, timeout: float = 120) -> str:
     """Returns the ready line; raises with the worker's stderr if it exits or times out."""
@@ -74,11 +75,17 @@ class HospitalProcess:
     with open(self.log.name) as f:
       return f.read()
 
-  def stop(self, sig=signal.SIGTERM) -> int:
-    """Stops the process (SIGTERM by default; continued first if a test stopped it)."""
-    if self.process.poll() is None:
+  def signal_stop(self, sig=signal.SIGTERM) -> None:
+    """Asks the process to stop (continued first if a test stopped it); `stop()` waits."""
+    if self.process.poll() is None and not self._signalled:
       self.process.send_signal(signal.SIGCONT)
       self.process.send_signal(sig)
+      self._signalled = True
+
+  def stop(self, sig=signal.SIGTERM) -> int:
+    """Stops the process (SIGTERM by default; continued first if a test stopped it)."""
+    self.signal_stop(sig)
+    if self.process.poll() is None:
       try:
         self.process.wait(30)
       except subprocess.TimeoutExpired:
@@ -97,6 +104,8 @@ def all_running(processes: dict):
       p.wait_ready()
     yield processes
   finally:
+    for p in processes.values():  # All at once: each takes about 1.4 s to stop.
+      p.signal_stop()
     for p in processes.values():
       p.stop()
 
