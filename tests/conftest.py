@@ -97,25 +97,3 @@ def no_worker_left_behind(_session_worker, _own_worker_if_marked):
   shared = _session_worker.process.pid if _session_worker.process else None
   left = worker_pids() - before - {shared}
   assert not left, f'TFF worker processes left running: {sorted(left)}'
-
-
-# pytest-xdist (`--dist loadfile`) hands out whole files in collection order. In
-# alphabetical order the longest (the README's deployment commands, the remote runs)
-# started last, one or two running alone for the last minute (a `-v` timeline,
-# 2026-12-05); they go first, every other file after them, as it was.
-LONGEST_FIRST = (
-  'test_user_commands.py',
-  'test_secure_user_commands.py',
-  'test_secure_remote.py',
-  'test_dropout_remote.py',
-  'test_remote_features.py',
-  'test_notebooks.py',
-  'test_fused.py',
-  'test_deployment.py',
-)
-
-
-def pytest_collection_modifyitems(items):
-  """Orders the files longest first (tests within a file keep their order)."""
-  rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
