@@ -45,10 +45,13 @@ def _from_tff(tff_state, fused_process) -> dict:
   }
 
 
-def measure(change: dict, rounds: int) -> tuple[float, float]:
-  """(largest difference over the trajectory, largest difference of one round from TFF's state)."""
+def measure(change: dict, rounds: int, root: str | None = None) -> tuple[float, float]:
+  """(largest difference over the trajectory, largest difference of one round from TFF's state).
+
+  The heart shards are written to `root` (default: a new temporary directory).
+  """
   config = with_case(heart_disease.get_config(), change)
-  config.data.root = tempfile.mkdtemp(prefix='heart_')
+  config.data.root = root or tempfile.mkdtemp(prefix='heart_')
   with runtime.local_runtime():
     task = task_lib.load_task(config)
     plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
