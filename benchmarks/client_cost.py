@@ -20,7 +20,7 @@ import tensorflow_federated as tff  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from tff_med import runtime
-from tff_med.learning import metrics, models
+from tff_med.learning import models, task
 
 _HOSPITALS = flags.DEFINE_integer('hospitals', 64, 'Clients per round.')
 _ROUNDS = flags.DEFINE_integer('rounds', 6, 'Rounds (the first is warm-up).')
@@ -34,9 +34,7 @@ def main(argv):
   spec = (tf.TensorSpec([None, 13], tf.float32), tf.TensorSpec([None, 1], tf.float32))
 
   def model_fn():
-    return tff.learning.models.from_keras_model(
-      models.logistic_regression((13,), 2), loss=metrics.loss_fn(2), input_spec=spec
-    )
+    return task.variable_model(models.logistic_regression((13,), 2), spec, 2, with_metrics=False)
 
   process = tff.learning.algorithms.build_weighted_fed_avg(
     model_fn,

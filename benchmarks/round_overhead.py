@@ -40,7 +40,7 @@ from absl import app, flags  # noqa: E402
 
 from benchmarks import jobs  # noqa: E402
 from tff_med import errors
-from tff_med.learning import algorithms, metrics
+from tff_med.learning import algorithms, logits, metrics
 
 _ROUNDS = flags.DEFINE_integer('rounds', 30, 'Rounds per implementation (first 5 are warm-up).')
 _JOB = flags.DEFINE_enum('job', 'heart', list(jobs.JOBS), 'heart (overhead-bound) or cnn.')
@@ -60,7 +60,7 @@ def _tff(process, datasets_fn):
 
 
 def _plain(task, datasets_fn, lr, fused):
-  model = task.keras_model()
+  model = logits.logits_model(task.keras_model(), 2)  # The loss takes logits, as in TFF's.
   loss_fn = metrics.loss_fn(2)
   weights = model.trainable_variables
   traces = []
@@ -109,7 +109,7 @@ def _plain(task, datasets_fn, lr, fused):
 def _plain_xla(task, datasets_fn, lr, steps, unroll=True):
   # `unroll=False` loops over the steps in the graph: an MLP with dropout unrolled over
   # 100 steps took minutes and 8 GB to compile (2026-12-05).
-  model = task.keras_model()
+  model = logits.logits_model(task.keras_model(), 2)  # The loss takes logits, as in TFF's.
   loss_fn = metrics.loss_fn(2)
   weights = model.trainable_variables
 

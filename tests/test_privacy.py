@@ -12,7 +12,7 @@ import tensorflow_federated as tff
 from configs import heart_disease
 from tff_med import experiment, runtime
 from tff_med.errors import ConfigError
-from tff_med.learning import metrics, models
+from tff_med.learning import metrics, models, task
 from tff_med.learning.privacy import accounting, budget, dp_sgd
 
 SIZES = {'cleveland': 199, 'hungary': 172, 'switzerland': 30, 'va_long_beach': 85}
@@ -20,8 +20,8 @@ SPEC = (tf.TensorSpec([None, 3], tf.float32), tf.TensorSpec([None, 1], tf.float3
 
 
 def model_fn():
-  return tff.learning.models.from_keras_model(
-    models.logistic_regression((3,), 2, seed=1), loss=metrics.loss_fn(2), input_spec=SPEC
+  return task.variable_model(
+    models.logistic_regression((3,), 2, seed=1), SPEC, 2, with_metrics=False
   )
 
 

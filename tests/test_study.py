@@ -120,7 +120,7 @@ def test_invalid_shards_stop_the_study_before_training(tmp_path):
 def test_one_class_training_shard_still_gives_a_model_and_a_note():
   import numpy as np
 
-  from tff_med.learning import metrics, models
+  from tff_med.learning import models
   from tff_med.study import centralized
 
   x = np.random.RandomState(0).rand(8, 3).astype(np.float32)
@@ -133,7 +133,7 @@ def test_one_class_training_shard_still_gives_a_model_and_a_note():
     batch_size=4,
     optimizer='sgd',
     learning_rate=0.1,
-    loss=metrics.loss_fn(2),
+    num_classes=2,
     seed=0,
   )
   assert centralized.predict_risk(model, x).shape == (8,)
@@ -147,13 +147,12 @@ def test_baseline_training_equals_keras_stepping_through_the_dataset(monkeypatch
   import tensorflow as tf
 
   from tff_med.clients.client_data import shuffle_seed
-  from tff_med.learning import metrics, models
+  from tff_med.learning import models
   from tff_med.study import centralized
 
   monkeypatch.setattr(centralized, '_CHUNK_BYTES', chunk_bytes)
   rng = np.random.RandomState(0)
   x, y = rng.rand(30, 3).astype(np.float32), rng.randint(0, 2, 30)
-  loss = metrics.loss_fn(2)
   model = centralized.train_steps(
     models.build_model('mlp', (3,), 2, seed=1),
     x,
@@ -162,10 +161,12 @@ def test_baseline_training_equals_keras_stepping_through_the_dataset(monkeypatch
     batch_size=4,
     optimizer='adam',
     learning_rate=0.05,
-    loss=loss,
+    num_classes=2,
     seed=3,
   )
-  # The reference: the same seeded batches, one Keras step at a time.
+  # The reference: the same seeded batches, one Keras step at a time, with Keras's loss on
+  # the probabilities (which takes the logits behind them, as `model.fit` does).
+  loss = tf.keras.losses.BinaryCrossentropy()
   reference, optimizer = models.build_model('mlp', (3,), 2, seed=1), tf.keras.optimizers.Adam(0.05)
   batches = (
     tf.data.Dataset.from_tensor_slices((x, y.astype(np.float32)[:, None]))

@@ -46,6 +46,7 @@ import tensorflow_federated as tff
 from tensorflow_federated.python.learning.tensor_utils import zero_all_if_any_non_finite
 
 from tff_med.learning import algorithms, attacks, fused_aggregation, fused_support, metrics
+from tff_med.learning import task as task_lib
 from tff_med.learning.privacy import dp_sgd
 
 
@@ -87,8 +88,8 @@ class FusedFedAvg:
     num_classes = task.data.num_classes
     # Loss, num_examples and num_batches as TFF counts them, updated per step;
     # accuracy and AUC are sums over examples, updated once per hospital below.
-    self._model = tff.learning.models.from_keras_model(
-      keras_model, loss=metrics.loss_fn(num_classes), input_spec=task.input_spec()
+    self._model = task_lib.variable_model(
+      keras_model, task.input_spec(), num_classes, with_metrics=False
     )
     self._summed = [build() for build in metrics.metric_builders(num_classes)]
     self._client_optimizer = algorithms.client_optimizer(config)

@@ -21,10 +21,10 @@ import math
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_federated as tff
 
 from tff_med.clients import client_data
-from tff_med.learning import evaluation, metrics
+from tff_med.learning import evaluation
+from tff_med.learning import task as task_lib
 from tff_med.learning.build_cache import BuildCache
 
 _MODELS = BuildCache()  # The runs of a study evaluate models of one architecture.
@@ -34,11 +34,8 @@ class _Compiled:
   """A task's model and its traced per-batch metric update (shared by runs of one architecture)."""
 
   def __init__(self, task):
-    self.model = tff.learning.models.from_keras_model(
-      task.keras_model(),
-      loss=metrics.loss_fn(task.data.num_classes),
-      input_spec=task.input_spec(),
-      metrics=metrics.metric_builders(task.data.num_classes),
+    self.model = task_lib.variable_model(
+      task.keras_model(), task.input_spec(), task.data.num_classes
     )
     self.update = tf.function(lambda batch: self.model.forward_pass(batch, training=False))
     # TFF's Keras finalizers are tf.functions that make their metric's variables when traced

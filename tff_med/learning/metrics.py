@@ -15,7 +15,7 @@ AUC_THRESHOLDS = 500
 
 
 class SparseMacroAUC(tf.keras.metrics.AUC):
-  """One-vs-rest macro AUC-ROC for integer labels and softmax outputs."""
+  """One-vs-rest macro AUC-ROC for integer labels and logits (of the softmax probabilities)."""
 
   def __init__(self, num_classes: int, name: str = 'auc', **kwargs):
     kwargs.pop('multi_label', None)
@@ -31,7 +31,7 @@ class SparseMacroAUC(tf.keras.metrics.AUC):
 
   def update_state(self, y_true, y_pred, sample_weight=None):
     y_true = tf.one_hot(tf.reshape(tf.cast(y_true, tf.int32), [-1]), self._num_classes)
-    super().update_state(y_true, y_pred, sample_weight)
+    super().update_state(y_true, tf.nn.softmax(y_pred), sample_weight)
 
   def get_config(self):
     config = super().get_config()
@@ -42,7 +42,7 @@ class SparseMacroAUC(tf.keras.metrics.AUC):
 
 
 def loss_fn(num_classes: int, reduction: str = 'auto') -> tf.keras.losses.Loss:
-  """Cross-entropy on probabilities, binary or sparse categorical.
+  """Cross-entropy on logits (`logits.logits_model`), binary or sparse categorical.
 
   `reduction='none'` gives one loss per example (DP-SGD clips each one's gradient).
   A survival model (`num_classes` 1) trains on the Cox partial likelihood.
@@ -50,12 +50,15 @@ def loss_fn(num_classes: int, reduction: str = 'auto') -> tf.keras.losses.Loss:
   if num_classes == SURVIVAL_OUTPUTS:
     return CoxPartialLikelihood(reduction=reduction)
   if num_classes == 2:
-    return tf.keras.losses.BinaryCrossentropy(reduction=reduction)
-  return tf.keras.losses.SparseCategoricalCrossentropy(reduction=reduction)
+    return tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=reduction)
+  return tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction)
 
 
 def metric_builders(num_classes: int) -> list:
-  """No-arg constructors of accuracy and AUC-ROC (TFF builds fresh ones per client).
+  """No-arg constructors of accuracy and AUC-ROC on logits (TFF builds fresh ones per client).
+
+  Accuracy thresholds the logit at 0 (the probability at 0.5); AUC buckets the
+  probabilities, as on the model's own output.
 
   A survival model has none: its C-index compares patients across batches and
   hospitals (`tff_med.survival.evaluation`).
@@ -64,8 +67,8 @@ def metric_builders(num_classes: int) -> list:
     return []
   if num_classes == 2:
     return [
-      lambda: tf.keras.metrics.BinaryAccuracy(name='accuracy'),
-      lambda: tf.keras.metrics.AUC(name='auc', num_thresholds=AUC_THRESHOLDS),
+      lambda: tf.keras.metrics.BinaryAccuracy(name='accuracy', threshold=0.0),
+      lambda: tf.keras.metrics.AUC(name='auc', num_thresholds=AUC_THRESHOLDS, from_logits=True),
     ]
   return [
     lambda: tf.keras.metrics.SparseCategoricalAccuracy(name='accuracy'),

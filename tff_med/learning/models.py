@@ -2,7 +2,8 @@
 
 Builders know nothing of TFF: each returns an uncompiled `tf.keras.Model` whose
 last layer outputs probabilities (sigmoid for two classes, softmax otherwise),
-so the exported model predicts risks directly; for a survival study
+so the exported model predicts risks directly (training takes the logits behind
+them: `logits`); for a survival study
 (`num_classes` 1) it outputs one linear risk score, a log hazard ratio (the
 linear model is then a Cox proportional-hazards model). Initializers are seeded, so a
 seeded run starts from the same weights every time, and dropout is `SeededDropout`, so

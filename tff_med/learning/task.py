@@ -18,7 +18,7 @@ from tff_med.clients import client_data
 from tff_med.clients.federated_stats import federated_moments
 from tff_med.data import heart_disease, npz_shards, scaling, shards, tcga_brca
 from tff_med.errors import ConfigError, unknown_name_error
-from tff_med.learning import metrics, models
+from tff_med.learning import logits, metrics, models
 
 DATA_SOURCES = ('heart_disease', 'tcga_brca', 'csv', 'npz')
 
@@ -60,16 +60,21 @@ class Task:
 
 def variable_model_fn(keras_model_fn, input_spec, num_classes: int):
   """A no-arg function wrapping a fresh `keras_model_fn()` for TFF, with our loss and metrics."""
+  return lambda: variable_model(keras_model_fn(), input_spec, num_classes)
 
-  def fn():
-    return tff.learning.models.from_keras_model(
-      keras_model_fn(),
-      loss=metrics.loss_fn(num_classes),
-      input_spec=input_spec,
-      metrics=metrics.metric_builders(num_classes),
-    )
 
-  return fn
+def variable_model(keras_model, input_spec, num_classes: int, *, with_metrics: bool = True):
+  """TFF's model of `keras_model`'s logits, with our loss (and metrics unless not asked).
+
+  Raises:
+    ConfigError: A classifier that does not end in a sigmoid or softmax (`logits`).
+  """
+  return tff.learning.models.from_keras_model(
+    logits.logits_model(keras_model, num_classes),
+    loss=metrics.loss_fn(num_classes),
+    input_spec=input_spec,
+    metrics=metrics.metric_builders(num_classes) if with_metrics else None,
+  )
 
 
 def create_task(
@@ -90,6 +95,7 @@ def create_task(
     ) from e
   if tuple(model.input_shape[1:]) != tuple(task.input_shape):
     raise ConfigError(f'model input shape {model.input_shape[1:]} != data shape {task.input_shape}')
+  logits.logits_model(model, task.data.num_classes)  # Refuses a head it cannot train on logits.
   return task
 
 

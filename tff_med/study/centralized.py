@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tff_med.clients.client_data import shuffle_seed
+from tff_med.learning import logits, metrics
 
 _CHUNK_BYTES = 64 * 2**20  # Batches stacked per call of the training loop.
 KERAS_OPTIMIZERS = {
@@ -32,10 +33,12 @@ def train_steps(
   optimizer: str,
   learning_rate: float,
   momentum: float = 0.0,
-  loss: tf.keras.losses.Loss,
+  num_classes: int,
   seed: int,
 ) -> tf.keras.Model:
   """Trains `model` in place for `steps` batches drawn by seeded reshuffled epochs.
+
+  The loss is `metrics.loss_fn`'s on the model's logits, as in the federated runs.
 
   Returns:
     `model`, trained.
@@ -46,6 +49,8 @@ def train_steps(
   if optimizer not in KERAS_OPTIMIZERS:
     raise ValueError(f'no Keras optimizer for {optimizer!r}; valid: {sorted(KERAS_OPTIMIZERS)}')
   opt = KERAS_OPTIMIZERS[optimizer](learning_rate, momentum)
+  loss = metrics.loss_fn(num_classes)
+  logits_model = logits.logits_model(model, num_classes)
   if y.ndim == 2:  # Survival: (time, event) rows, as the Cox loss takes them.
     labels = y.astype(np.float32)
   else:
@@ -70,7 +75,7 @@ def train_steps(
   def run(features, targets):
     for k in tf.range(tf.shape(features)[0]):
       with tf.GradientTape() as tape:
-        value = loss(targets[k], model(features[k], training=True))
+        value = loss(targets[k], logits_model(features[k], training=True))
       opt.apply_gradients(
         zip(tape.gradient(value, model.trainable_variables), model.trainable_variables, strict=True)
       )

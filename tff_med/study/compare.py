@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tff_med import experiment, runtime
 from tff_med.errors import ConfigError, unknown_name_error
-from tff_med.learning import algorithms, metrics
+from tff_med.learning import algorithms
 from tff_med.learning import task as task_lib
 from tff_med.run import export, outputs, results, settings
 from tff_med.study import (
@@ -136,7 +136,7 @@ def _centralized(task, config, x, y, steps, seed, model=None):
     optimizer=a.client_optimizer,
     learning_rate=a.client_learning_rate,
     momentum=a.client_momentum,
-    loss=metrics.loss_fn(task.data.num_classes),
+    num_classes=task.data.num_classes,
     seed=seed,
   )
 
