@@ -1,5 +1,6 @@
 """Plans a data steward approves: stable fingerprints, a readable summary, tampering refused."""
 
+import dataclasses
 import io
 import json
 import os
@@ -31,6 +32,7 @@ from tff_med.deployment import (
 from tff_med.deployment.shard_format import ShardFormat
 from tff_med.deployment.gate import Gate, Refused
 from tff_med.errors import ConfigError, ShardError
+from tff_med.learning.build_cache import BuildCache
 
 HOSPITALS = ['cleveland', 'hungary', 'switzerland', 'va_long_beach']
 PINNED = os.path.join(os.path.dirname(__file__), 'data', 'heart_smoke_plan.json')
@@ -78,18 +80,37 @@ def test_fingerprints_ignore_tracing_history_but_not_constants():
   assert parts('sex') != first
 
 
-def test_a_private_secure_plan_is_the_same_however_often_it_is_built():
+def test_a_private_secure_plan_is_the_same_however_often_it_is_built(monkeypatch):
   # DP-SGD's gradients link forward and backward functions by name, in string
-  # attributes numbered per process: the coordinator builds its computations again
-  # after checking them against the plan, and must get the same fingerprints.
+  # attributes numbered per process: the steward's approval and the coordinator trace
+  # the computations after other traces than the exporter did, and must get the same
+  # fingerprints. The second build traces again (not from the coordinator's cache).
   config = heart_config()
   config.privacy.update({'level': 'patient', 'noise_multiplier': 1.0})
   config.algorithm.aggregator = 'secure'
   first, _ = plan.build_content(config)
+  monkeypatch.setattr(computations, '_BUILT', BuildCache())
   again, _ = plan.build_content(config)
   assert first['computations'] == again['computations']
   text = summary.render(first)
   assert 'masked modulo 2^32' in text and 'secure aggregation' in text
+
+
+def test_a_run_checked_against_its_plan_runs_the_plans_computations_with_its_noise():
+  config = heart_config()
+  config.privacy.update({'level': 'patient', 'noise_multiplier': 1.0})
+  features = computations.plan_features(config)
+  checked = computations.build(config, features, HOSPITALS)  # What check_against traced.
+  noise = {h: 0.5 + k for k, h in enumerate(HOSPITALS)}
+  privacy_plan = dataclasses.replace(
+    computations.privacy_structure(config, len(HOSPITALS)), noise_multipliers=noise
+  )
+  run = computations.build(config, features, HOSPITALS, privacy_plan)
+  assert run.process is checked.process and run.evaluation is checked.evaluation
+  assert run.params.value_fn('switzerland', 0) == (np.float32(2.5), 2)
+  assert checked.params.value_fn is not run.params.value_fn
+  config.seed += 1  # Another config traces its own.
+  assert computations.build(config, features, HOSPITALS).process is not checked.process
 
 
 def _copy(exported, tmp_path):

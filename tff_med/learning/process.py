@@ -69,8 +69,9 @@ def build(config, model_fn, hospitals: list[str], num_classes: int, privacy_plan
     privacy_plan: A `budget.PrivacyPlan`, or None.
     attack: An `attacks.Attack`, or None.
   """
+  params = client_params(hospitals, privacy_plan, attack)
   if config.algorithm.aggregator == 'secure':
-    return _build_secure(config, model_fn, hospitals, num_classes, privacy_plan, attack)
+    return _build_secure(config, model_fn, hospitals, num_classes, privacy_plan, attack), params
   if privacy_plan is not None:
     process = processes.build_private_learning_process(
       model_fn,
@@ -79,15 +80,26 @@ def build(config, model_fn, hospitals: list[str], num_classes: int, privacy_plan
       privacy_plan,
       metrics.loss_fn(num_classes, reduction='none'),
     )
-    if privacy_plan.level != 'patient':
-      return process, None
-    return process, _patient_params(privacy_plan, hospitals)
-  if attack is None or attack.kind not in attacks.UPDATE_ATTACKS:
+    return process, params
+  if params is None:
     return algorithms.build_learning_process(model_fn, config.algorithm, len(hospitals)), None
   process = algorithms.build_attacked_learning_process(
     model_fn, config.algorithm, len(hospitals), attack
   )
-  return process, _attack_params(attack)
+  return process, params
+
+
+def client_params(hospitals: list[str], privacy_plan, attack) -> ClientParams | None:
+  """What `build`'s clients take beside their data: DP-SGD's noise, an update attack's code.
+
+  None when they take nothing more (no patient-level DP, no update attack). Data,
+  not part of the computations: a remote run's plan is the same for every noise.
+  """
+  if privacy_plan is not None:
+    return _patient_params(privacy_plan, hospitals) if privacy_plan.level == 'patient' else None
+  if attack is not None and attack.kind in attacks.UPDATE_ATTACKS:
+    return _attack_params(attack)
+  return None
 
 
 def _attack_params(attack) -> ClientParams:
@@ -129,7 +141,6 @@ def _build_secure(config, model_fn, hospitals, num_classes, privacy_plan, attack
   processes.check_compatible(config, privacy_plan)
   a = config.algorithm
   algorithms.validate(a)
-  params = None
   if privacy_plan is not None:
     inner = dp_sgd.build_dp_sgd_client_work(
       model_fn,
@@ -138,7 +149,6 @@ def _build_secure(config, model_fn, hospitals, num_classes, privacy_plan, attack
       l2_norm_clip=privacy_plan.l2_norm_clip,
       weighted=a.client_weighting == 'num_examples',
     )
-    params = _patient_params(privacy_plan, hospitals)
   else:
     inner = _delta_client_work(model_fn, a)
     if attack is not None and attack.kind in attacks.UPDATE_ATTACKS:
@@ -147,7 +157,6 @@ def _build_secure(config, model_fn, hospitals, num_classes, privacy_plan, attack
       inner = attacks.build_attacked_client_work(
         inner, scale=attack.scale, noise_std=attack.noise_std
       )
-      params = _attack_params(attack)
   size = secure_client_work.model_size(model_fn)
   process = algorithms.compose_fed_avg(
     model_fn,
@@ -157,4 +166,4 @@ def _build_secure(config, model_fn, hospitals, num_classes, privacy_plan, attack
       secure_aggregator.MaskedMeanFactory(quantization)
     ),
   )
-  return process, params
+  return process
