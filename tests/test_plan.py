@@ -109,8 +109,10 @@ def test_a_run_checked_against_its_plan_runs_the_plans_computations_with_its_noi
   assert run.process is checked.process and run.evaluation is checked.evaluation
   assert run.params.value_fn('switzerland', 0) == (np.float32(2.5), 2)
   assert checked.params.value_fn is not run.params.value_fn
-  config.seed += 1  # Another config traces its own.
-  assert computations.build(config, features, HOSPITALS).process is not checked.process
+  key = computations.build_key(config, features, HOSPITALS)
+  config.seed += 1  # Another config (its initial weights differ) traces its own.
+  assert computations.build_key(config, features, HOSPITALS) != key
+  assert computations.build_key(config, features, HOSPITALS[:2]) != key
 
 
 def _copy(exported, tmp_path):
