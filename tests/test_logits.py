@@ -51,6 +51,14 @@ def test_a_classifier_without_a_probability_head_is_refused_by_name(num_classes,
     logits.logits_model(model, num_classes)
 
 
+def test_a_head_applied_twice_is_refused_by_name():
+  inputs = tf.keras.Input((5,))
+  head = tf.keras.layers.Dense(5, 'softmax', name='risk')
+  model = tf.keras.Model(inputs, head(head(inputs)), name='twice')
+  with pytest.raises(ConfigError, match=r"model 'twice': its last layer 'risk' is used more"):
+    logits.logits_model(model, 5)
+
+
 def test_a_confidently_wrong_patient_keeps_its_loss_and_gradient_in_tffs_model():
   model = models.build_model('logistic_regression', (5,), 2)
   kernel, bias = model.trainable_variables

@@ -196,8 +196,7 @@ def build(config, features: tuple[str, ...], hospitals: list[str], privacy_plan=
   )
   if privacy_plan is None:
     return comps
-  processes.check_compatible(config, privacy_plan)
-  attack = attacks.from_config(config.attack, hospitals)
+  attack = attacks.from_config(config.attack, hospitals)  # `_build` checked both: same level.
   return dataclasses.replace(
     comps, params=process_lib.client_params(hospitals, privacy_plan, attack)
   )
