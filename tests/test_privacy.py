@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_federated as tff
+from dp_accounting import rdp
 
 from configs import heart_disease
 from tff_med import experiment, runtime
@@ -105,6 +106,19 @@ def test_epsilon_falls_with_noise_and_calibration_meets_the_target():
   assert accounting.epsilon(4 / 199, 1500, sigma, 1e-3) == pytest.approx(1.0, abs=0.01)
   # PLD is the tighter accountant.
   assert accounting.epsilon(4 / 199, 1500, sigma, 1e-3, 'pld') < 1.0
+
+
+@pytest.mark.parametrize(
+  'sampling_rate, steps, sigma', [(4 / 199, 1500, 1.1), (0.3, 7, 0.6), (1.0, 15, 2.0)]
+)
+def test_cached_rdp_epsilon_is_dp_accountings_own(sampling_rate, steps, sigma):
+  # `epsilon` scales a cached one-step RDP vector; the accountant composes the steps itself.
+  acc = rdp.RdpAccountant()
+  acc.compose(accounting.gaussian_event(sampling_rate, steps, sigma))
+  assert accounting.epsilon(sampling_rate, steps, sigma, 1e-3) == acc.get_epsilon(1e-3)
+  # Asked again (another seed, the next round): the same number, from the cache.
+  assert accounting.epsilon(sampling_rate, steps, sigma, 1e-3) == acc.get_epsilon(1e-3)
+  assert accounting.epsilon(sampling_rate, steps + 1, sigma, 1e-3) > acc.get_epsilon(1e-3)
 
 
 def patient_config(**privacy_fields):
