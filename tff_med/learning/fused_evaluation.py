@@ -38,11 +38,7 @@ class _Compiled:
       task.keras_model(), task.input_spec(), task.data.num_classes
     )
     self.update = tf.function(lambda batch: self.model.forward_pass(batch, training=False))
-    # TFF's Keras finalizers are tf.functions that make their metric's variables when traced
-    # (once, inside a TFF computation); here their Python bodies run eagerly.
-    self.finalizers = {
-      name: getattr(f, 'python_function', f) for name, f in self.model.metric_finalizers().items()
-    }
+    self._finalize = _graph_finalizers(self.model)
 
   def unfinalized(self, weights, batches) -> collections.OrderedDict:
     """The model's unfinalized metrics over `batches`, from `weights` (TFF's client side)."""
@@ -59,11 +55,38 @@ class _Compiled:
 
   def finalized(self, unfinalized) -> dict[str, float]:
     """TFF's finalizers over (summed) unfinalized metrics."""
-    return {
-      name: float(finalize(tf.nest.map_structure(tf.convert_to_tensor, unfinalized[name])))
-      for name, finalize in self.finalizers.items()
-      if name != 'num_batches'
-    }
+    return {name: float(value) for name, value in self._finalize(unfinalized).items()}
+
+
+def _graph_finalizers(model):
+  """`unfinalized -> {metric: value}` running the model's TFF finalizers in one graph.
+
+  TFF's Keras finalizers are `tf.function`s that build a Keras metric in
+  `tf.init_scope` each time they are traced, which TFF does once, in a graph.
+  Called eagerly each would build a new Keras metric per call (7 ms; a sixth of
+  the robustness study), and a `tf.function` around them refuses the variables
+  on its second trace; so, as TFF does, they are traced once into a graph of
+  their own and run there (0.6 ms, the same values to the bit).
+  """
+  structure = {
+    name: [tf.TensorSpec(v.shape, v.dtype) for v in values]
+    for name, values in model.report_local_unfinalized_metrics().items()
+    if name != 'num_batches'
+  }
+  graph = tf.Graph()
+  with graph.as_default():
+    inputs = tf.nest.map_structure(lambda s: tf.compat.v1.placeholder(s.dtype, s.shape), structure)
+    finalizers = model.metric_finalizers()
+    outputs = {name: finalizers[name](inputs[name]) for name in structure}
+    initialize = tf.compat.v1.global_variables_initializer()
+  session = tf.compat.v1.Session(graph=graph)
+  session.run(initialize)
+
+  def finalize(unfinalized):
+    values = tf.nest.flatten({name: unfinalized[name] for name in structure})
+    return session.run(outputs, dict(zip(tf.nest.flatten(inputs), values, strict=True)))
+
+  return finalize
 
 
 class FusedEvaluator:
