@@ -73,6 +73,14 @@ def _other_layers(keras_model: tf.keras.Model) -> list[str]:
   ]
 
 
+def dense_only(keras_model: tf.keras.Model) -> bool:
+  """Whether every layer is one of `LAYERS`: the models XLA runs fast on CPU.
+
+  (A convolution ran 15x slower under XLA than in TensorFlow's graph; benchmarks/README.)
+  """
+  return not _other_layers(keras_model)
+
+
 def check_model(keras_model: tf.keras.Model) -> None:
   """Refuses a model with layers the fused engine was not proved on (`LAYERS`)."""
   other = _other_layers(keras_model)
