@@ -14,7 +14,7 @@ from tff_med.errors import ConfigError
 from tff_med.learning import (
   attacks,
   evaluation,
-  fused,
+  fused_clients,
   fused_aggregation,
   fused_evaluation,
   fused_run,
@@ -281,7 +281,7 @@ def test_models_other_than_dense_layers_are_refused():
       data, model_config={'name': 'small_cnn'}, scaling_mode='none', seed=0
     )
   with pytest.raises(ConfigError, match='Conv2D'):
-    fused.FusedFedAvg(task, config.algorithm, local_steps=2)
+    fused_clients.FusedClients(task, config.algorithm, local_steps=2)
 
 
 def test_keras_dropout_is_refused_by_name():
@@ -323,12 +323,31 @@ def test_another_seeds_run_reuses_the_compiled_engine_and_equals_a_fresh_one(tmp
   config.seed = 1
   reused, weights = _two_rounds(config, tmp_path)
   assert reused._round is first._round  # noqa: SLF001  (compiled once)
+  _assert_equal_to_a_fresh_engine(config, tmp_path, monkeypatch, weights, first)
+
+
+def _assert_equal_to_a_fresh_engine(config, tmp_path, monkeypatch, weights, built):
   monkeypatch.setattr(fused_run, '_ENGINES', fused_run.BuildCache())
+  monkeypatch.setattr(fused_run, '_CLIENTS', fused_run.BuildCache())
   fresh, want = _two_rounds(config, tmp_path)
-  assert fresh._round is not first._round  # noqa: SLF001
+  assert fresh._clients is not built._clients  # noqa: SLF001
   for got_round, want_round in zip(weights, want, strict=True):
     for got, expected in zip(got_round, want_round, strict=True):
       np.testing.assert_array_equal(got, expected)
+
+
+def test_another_aggregator_and_server_share_the_client_work_and_equal_a_fresh_engine(
+  tmp_path, monkeypatch
+):
+  config = heart_disease.get_config()
+  first, _ = _two_rounds(config, tmp_path)
+  config.algorithm.update(name='fedadam', server_learning_rate=0.3, aggregator='median')
+  shared, weights = _two_rounds(config, tmp_path)
+  assert shared._round is not first._round  # noqa: SLF001
+  assert shared._clients is first._clients  # noqa: SLF001  (compiled once)
+  _assert_equal_to_a_fresh_engine(config, tmp_path, monkeypatch, weights, shared)
+  config.algorithm.client_learning_rate /= 2  # Trains otherwise at the hospitals.
+  assert _two_rounds(config, tmp_path)[0]._clients is not first._clients  # noqa: SLF001
 
 
 def test_another_seeds_run_with_dropout_compiles_that_seeds_masks(tmp_path):
@@ -340,6 +359,7 @@ def test_another_seeds_run_with_dropout_compiles_that_seeds_masks(tmp_path):
   config.seed = 1
   second, _ = fused_run.process_and_datasets(config, _three_classes(tmp_path, config)[0], plan)
   assert second._round is not first._round  # noqa: SLF001
+  assert second._clients is not first._clients  # noqa: SLF001
 
 
 def _with_empty_test_shard(data: shards.FederatedShards, hospital: str) -> shards.FederatedShards:

@@ -9,10 +9,10 @@ them: the task's `tff.learning.models.VariableModel` (`forward_pass`), the
 `tff.learning.optimizers` of client and server, TFF's
 `zero_all_if_any_non_finite` for a client's update and for the aggregate
 (model_delta_client_work, MeanFactory, apply_optimizer_finalizer). Every
-hospital's local steps run in one XLA call (a loop over the round's hospitals,
-their batches stacked: `fused_run.RoundInputs`), so a round costs its steps,
-not a call per hospital (`benchmarks/scale.py`). TFF has no such path, so this one
-is ours; it is held to TFF: `tests/test_fused.py` runs seeded studies both ways
+hospital's local steps run in one XLA call (`fused_clients`: a loop over the
+round's hospitals, their batches stacked: `fused_run.RoundInputs`), so a round
+costs its steps, not a call per hospital (`benchmarks/scale.py`); this module
+is the server's side. TFF has no such path, so this one is ours; it is held to TFF: `tests/test_fused.py` runs seeded studies both ways
 and requires the same weights after every round (1e-6), the same training
 metrics (1e-5) and the same zeroed-hospital reports.
 
@@ -45,9 +45,8 @@ import tensorflow_federated as tff
 # TFF's own check, the one its client work and finalizer apply; not exported.
 from tensorflow_federated.python.learning.tensor_utils import zero_all_if_any_non_finite
 
-from tff_med.learning import algorithms, attacks, fused_aggregation, fused_support, metrics
-from tff_med.learning import task as task_lib
-from tff_med.learning.privacy import dp_sgd
+from tff_med.learning import algorithms, attacks, fused_aggregation, metrics
+from tff_med.learning.fused_clients import FusedClients
 
 
 def _where(kept, stacked):
@@ -73,44 +72,25 @@ class FusedFedAvg:
   Args:
     task: A `tff_med.task.Task`.
     config: The `algorithm` block of the experiment config.
-    local_steps: Batches each hospital trains on per round.
+    clients: The round's client work (`fused_clients.FusedClients`), which may be
+      shared with other engines of the same model and client training.
     attack: An `attacks.Attack`, or None.
-    l2_norm_clip: Patient-level DP-SGD's clipping norm, or None without DP.
-
-  Raises:
-    ConfigError: The model has layers other than dense ones (`LAYERS`).
   """
 
-  def __init__(self, task, config, local_steps: int, attack=None, l2_norm_clip=None):
-    keras_model = task.keras_model()
-    fused_support.check_model(keras_model)
+  def __init__(self, task, config, clients: FusedClients, attack=None):
     fused_aggregation.check(config, len(task.data.hospitals))
-    num_classes = task.data.num_classes
-    # Loss, num_examples and num_batches as TFF counts them, updated per step;
-    # accuracy and AUC are sums over examples, updated once per hospital below.
-    self._model = task_lib.variable_model(
-      keras_model, task.input_spec(), num_classes, with_metrics=False
-    )
-    self._summed = [build() for build in metrics.metric_builders(num_classes)]
-    self._client_optimizer = algorithms.client_optimizer(config)
+    # Accuracy and AUC are sums over examples, updated once per hospital below.
+    self._summed = [build() for build in metrics.metric_builders(task.data.num_classes)]
+    self._clients = clients
     self._server_optimizer = algorithms.server_optimizer(config)
     self._uniform = config.client_weighting == 'uniform'
     self._algorithm = config
     self._attack = attack if attack is not None and attack.kind in attacks.UPDATE_ATTACKS else None
-    self._proximal = float(config.proximal_strength) if config.name == 'fedprox' else 0.0
     # TFF's model-delta client work resets a zeroed hospital's training metrics;
     # its FedProx client work does not (tff.learning.templates.proximal_client_work).
     self._zeroed_metrics_count = config.name == 'fedprox'
-    self._steps = local_steps
-    self._clip = l2_norm_clip
-    self._per_example_loss = metrics.loss_fn(num_classes, reduction='none')
-    self._specs = tuple(tf.TensorSpec(v.shape, v.dtype) for v in self._model.trainable_variables)
-    self._output_shape = keras_model.output_shape[1:]
-    # Every hospital's local training in one XLA call: a round's cost is its steps, not
-    # a call per hospital (benchmarks/scale.py).
-    self._clients = tf.function(self._clients_round, jit_compile=True)
     self._round = tf.function(self._server_round)
-    self._start = [v.numpy() for v in self._model.trainable_variables]
+    self._start = [v.numpy() for v in task.keras_model().trainable_variables]
 
   def starting_from(self, keras_model: tf.keras.Model) -> FusedFedAvg:
     """This engine (its compiled rounds shared) starting from `keras_model`'s weights:
@@ -123,7 +103,7 @@ class FusedFedAvg:
     """The initial state: the model's seeded weights and a fresh server optimizer."""
     return {
       'trainable': list(self._start),
-      'server_optimizer': _numpy(self._server_optimizer.initialize(self._specs)),
+      'server_optimizer': _numpy(self._server_optimizer.initialize(self._clients.specs)),
       'aggregator': _numpy(fused_aggregation.initial_state(self._algorithm)),
     }
 
@@ -147,112 +127,14 @@ class FusedFedAvg:
     }
     return tff.learning.templates.LearningProcessOutput(new_state, _numpy(measured))
 
-  def _dp_noise(self, seed, noise):
-    # dp_sgd's noise, drawn from its seeds outside XLA (whose normal sampler differs from
-    # TensorFlow's kernel): [local step, ...] per variable.
-    if self._clip is None:
-      return [tf.zeros([self._steps, 0]) for _ in self._specs]
-    return [
-      tf.stack(
-        [
-          tf.random.stateless_normal(
-            spec.shape,
-            seed=tf.random.experimental.stateless_fold_in(
-              seed, tf.constant(k * 1000 + i, tf.int64)
-            ),
-            stddev=noise * self._clip,
-          )
-          for k in range(self._steps)
-        ]
-      )
-      for i, spec in enumerate(self._specs)
-    ]
-
-  def _dp_gradients(self, x, y, drawn):
-    # dp_sgd's step: per-example gradients clipped, summed, noised, averaged.
-    model = self._model
-    with tf.GradientTape() as tape:
-      predicted = model.predict_on_batch(x, training=True)
-      losses = self._per_example_loss(y, predicted)
-    summed = dp_sgd.clip_and_sum(tape.jacobian(losses, model.trainable_variables), self._clip)
-    size = tf.shape(losses)[0]
-    noisy = [
-      (total + d) / tf.cast(size, tf.float32) for total, d in zip(summed, drawn, strict=True)
-    ]
-    return noisy, tf.cast(size, tf.int64), predicted
-
-  def _client_round(self, initial, x, y, drawn):
-    # TFF's model_delta_client_work with DATASET_ITERATOR, over stacked batches (or
-    # tff_med's DP-SGD client work, with a clipping norm).
-    model = self._model
-    for variable, value in zip(model.trainable_variables, initial, strict=True):
-      variable.assign(value)
-    model.reset_metrics()
-    optimizer_state = self._client_optimizer.initialize(self._specs)
-    num_examples = tf.constant(0, tf.int64)
-    predictions = tf.TensorArray(tf.float32, size=self._steps)
-    for k in tf.range(self._steps):
-      if self._clip is not None:
-        gradients, examples, predicted = self._dp_gradients(x[k], y[k], [d[k] for d in drawn])
-      else:
-        with tf.GradientTape() as tape:
-          output = model.forward_pass((x[k], y[k]), training=True)
-        gradients = tape.gradient(output.loss, model.trainable_variables)
-        examples, predicted = tf.cast(output.num_examples, tf.int64), output.predictions
-      if self._proximal > 0:  # TFF's FedProx term, as TFF writes it: strength * (initial - w).
-        gradients = [
-          g + self._proximal * (w0 - w)
-          for g, w0, w in zip(gradients, initial, model.trainable_variables, strict=True)
-        ]
-      optimizer_state, updated = self._client_optimizer.next(
-        optimizer_state, tuple(model.trainable_variables), tuple(gradients)
-      )
-      for variable, value in zip(model.trainable_variables, updated, strict=True):
-        variable.assign(value)
-      num_examples += examples
-      predictions = predictions.write(k, predicted)
-    update = [i - v for i, v in zip(initial, model.trainable_variables, strict=True)]
-    update, non_finite = zero_all_if_any_non_finite(update)
-    return update, non_finite, num_examples, predictions.stack(), self._unfinalized()
-
-  def _clients_round(self, initial, xs, ys, drawn):
-    # `_client_round` for each hospital in turn, its results stacked: [hospital, ...].
-    count = tf.shape(xs)[0]
-    prediction_shape = [self._steps, xs.shape[2], *self._output_shape]
-    unfinalized = self._unfinalized()
-    shapes = (
-      list(self._specs),
-      tf.TensorSpec([], tf.int32),  # TFF's non-finite flag.
-      tf.TensorSpec([], tf.int64),
-      tf.TensorSpec(prediction_shape, tf.float32),
-      tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), unfinalized),
-    )
-    arrays = tf.nest.map_structure(
-      lambda spec: tf.TensorArray(spec.dtype, size=count, element_shape=spec.shape), shapes
-    )
-    for h in tf.range(count):
-      result = self._client_round(initial, xs[h], ys[h], [d[h] for d in drawn])
-      arrays = tf.nest.map_structure(lambda a, t, h=h: a.write(h, t), arrays, result)
-    return tf.nest.map_structure(lambda a: a.stack(), arrays)
-
-  def _unfinalized(self):
-    return collections.OrderedDict(
-      (name, [tf.identity(v) for v in values])
-      for name, values in self._model.report_local_unfinalized_metrics().items()
-    )
-
   def _server_round(self, trainable, optimizer_state, aggregator_state, inputs):
     xs, ys, codes, seeds, noises = inputs
     count = xs.shape[0]
     for variable in [v for m in self._summed for v in m.variables]:
       variable.assign(tf.zeros_like(variable))
-    if self._clip is None:
-      drawn = [tf.zeros([count, self._steps, 0]) for _ in self._specs]
-    else:
-      noise = [self._dp_noise(seeds[h], noises[h]) for h in range(count)]
-      drawn = [tf.stack(parts) for parts in zip(*noise, strict=True)]
-    stacked, non_finite, num_examples, predictions, unfinalized = self._clients(
-      trainable, xs, ys, drawn
+    clients = self._clients
+    stacked, non_finite, num_examples, predictions, unfinalized = clients.train(
+      trainable, xs, ys, clients.noise(seeds, noises, count)
     )
     corrupt = None
     if self._attack is not None:  # As tff_med's attacked client work: after TFF's zeroing.
@@ -267,10 +149,10 @@ class FusedFedAvg:
     # A zeroed hospital's metrics add nothing, where TFF resets them.
     counted = tf.logical_or(finite, self._zeroed_metrics_count)
     counts = tf.nest.map_structure(lambda t: tf.reduce_sum(_where(counted, t), axis=0), unfinalized)
-    if self._clip is None:
+    if clients.clip is None:
       labels = tf.reshape(ys, [-1, *ys.shape[3:]])
       predicted = tf.reshape(predictions, [-1, *predictions.shape[3:]])
-      per_example = tf.repeat(tf.cast(counted, tf.float32), self._steps * xs.shape[2])
+      per_example = tf.repeat(tf.cast(counted, tf.float32), clients.steps * xs.shape[2])
       weight = tf.reshape(per_example, [-1] + [1] * (predicted.shape.rank - 1))
       for metric in self._summed:
         metric.update_state(labels, predicted, sample_weight=weight)
@@ -287,7 +169,7 @@ class FusedFedAvg:
     train['loss'] = tf.math.divide_no_nan(counts['loss'][0], counts['loss'][1])
     train['num_examples'] = counts['num_examples'][0]
     train['num_batches'] = counts['num_batches'][0]
-    if self._clip is not None:  # DP-SGD reports only the examples (the rest is unaccounted).
+    if clients.clip is not None:  # DP-SGD reports only the examples (the rest is unaccounted).
       train = collections.OrderedDict(num_examples=tf.reduce_sum(num_examples))
     measured = collections.OrderedDict(
       client_work=collections.OrderedDict(train=train),

@@ -12,10 +12,14 @@ from tff_med.learning import process as process_lib
 from tff_med.learning import seeded_dropout
 from tff_med.learning.build_cache import BuildCache
 from tff_med.learning.fused import FusedFedAvg
+from tff_med.learning.fused_clients import FusedClients
 
 # A study's runs of one algorithm differ only in seeds: they share a compiled engine
-# (unless the model has dropout, whose seeds the round compiles in).
+# (unless the model has dropout, whose seeds the round compiles in); engines that train
+# alike at the hospitals (another aggregator, attack or server optimizer) share its
+# client work.
 _ENGINES = BuildCache()
+_CLIENTS = BuildCache()
 
 
 class RoundInputs(NamedTuple):
@@ -56,18 +60,27 @@ def process_and_datasets(
   patient = privacy_plan is not None and privacy_plan.level == 'patient'
   clip = privacy_plan.l2_norm_clip if patient else None
   keras_model = task.keras_model()
-  key = (
+  a = config.algorithm
+  clients_key = (
     task.architecture(),
     seeded_dropout.seeds(keras_model),  # Compiled into the round: a dropout model's seeds.
-    json.dumps(config.algorithm.to_dict(), sort_keys=True, default=str),
-    len(task.data.hospitals),
+    (a.client_optimizer, a.client_learning_rate, a.client_momentum),
+    a.proximal_strength if a.name == 'fedprox' else None,
     plan.local_steps,
-    (attack.kind, attack.scale, attack.noise_std) if attack else None,
     clip,
   )
-  process = _ENGINES.get(
-    key, lambda: FusedFedAvg(task, config.algorithm, plan.local_steps, attack, clip)
-  ).starting_from(keras_model)
+  key = (
+    clients_key,
+    json.dumps(a.to_dict(), sort_keys=True, default=str),
+    len(task.data.hospitals),
+    (attack.kind, attack.scale, attack.noise_std) if attack else None,
+  )
+
+  def build():
+    clients = _CLIENTS.get(clients_key, lambda: FusedClients(task, a, plan.local_steps, clip))
+    return FusedFedAvg(task, a, clients, attack)
+
+  process = _ENGINES.get(key, build).starting_from(keras_model)
   position = {h: i for i, h in enumerate(task.data.hospitals)}
 
   def inputs(round_num, hospitals) -> RoundInputs:
