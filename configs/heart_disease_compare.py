@@ -9,8 +9,8 @@ every hospital's test shard and on their union.
   uv run python -m experiments.compare --config=configs/heart_disease_compare.py
   uv run python -m experiments.compare --config=configs/heart_disease_compare.py:smoke
 
-The full study takes 49 s on 2 cores (2026-12-05, `uv run python -m benchmarks.studies`;
-federated methods on the fused engine, runtime.engine='auto'; 101 s all on TFF's engine),
+The full study takes 55 to 67 s on 2 cores (2026-12-05, `uv run python -m benchmarks.studies`;
+federated methods on the fused engine, runtime.engine='auto'; 162 to 206 s all on TFF's engine),
 the smoke one about 17 s.
 Writes results.csv, summary.md (next to FLamby's published figures), the
 cross-site matrix, plots, a heterogeneity report and one TensorBoard run per
