@@ -340,24 +340,30 @@ def test_another_aggregator_and_server_share_the_client_work_and_equal_a_fresh_e
   tmp_path, monkeypatch
 ):
   config = heart_disease.get_config()
-  first, _ = _two_rounds(config, tmp_path)
+  first = _engine(config, tmp_path)
   config.algorithm.update(name='fedadam', server_learning_rate=0.3, aggregator='median')
   shared, weights = _two_rounds(config, tmp_path)
   assert shared._round is not first._round  # noqa: SLF001
   assert shared._clients is first._clients  # noqa: SLF001  (compiled once)
   _assert_equal_to_a_fresh_engine(config, tmp_path, monkeypatch, weights, shared)
   config.algorithm.client_learning_rate /= 2  # Trains otherwise at the hospitals.
-  assert _two_rounds(config, tmp_path)[0]._clients is not first._clients  # noqa: SLF001
+  assert _engine(config, tmp_path)._clients is not shared._clients  # noqa: SLF001
+
+
+def _engine(config, tmp_path):
+  """The fused process of the three-class study (not run)."""
+  task = _three_classes(tmp_path, config)[0]  # Sets the study's local steps.
+  plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
+  return fused_run.process_and_datasets(config, task, plan)[0]
 
 
 def test_another_seeds_run_with_dropout_compiles_that_seeds_masks(tmp_path):
   # The dropout seeds are compiled into the round: a reused engine would draw seed 0's masks.
   config = heart_disease.get_config()
   config.model.dropout = 0.3
-  plan = client_data.LocalTraining(config.data.batch_size, config.data.local_steps)
-  first, _ = fused_run.process_and_datasets(config, _three_classes(tmp_path, config)[0], plan)
+  first = _engine(config, tmp_path)
   config.seed = 1
-  second, _ = fused_run.process_and_datasets(config, _three_classes(tmp_path, config)[0], plan)
+  second = _engine(config, tmp_path)
   assert second._round is not first._round  # noqa: SLF001
   assert second._clients is not first._clients  # noqa: SLF001
 
