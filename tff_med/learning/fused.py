@@ -12,9 +12,10 @@ them: the task's `tff.learning.models.VariableModel` (`forward_pass`), the
 hospital's local steps run in one XLA call (`fused_clients`: a loop over the
 round's hospitals, their batches stacked: `fused_run.RoundInputs`), so a round
 costs its steps, not a call per hospital (`benchmarks/scale.py`); this module
-is the server's side. TFF has no such path, so this one is ours; it is held to TFF: `tests/test_fused.py` runs seeded studies both ways
-and requires the same weights after every round (1e-6), the same training
-metrics (1e-5) and the same zeroed-hospital reports.
+is the server's side. TFF has no such path, so this one is ours; it is held to
+TFF: `tests/test_fused.py` runs seeded studies both ways and requires the same
+weights after every round (1e-6), the same training metrics (1e-5) and the same
+zeroed-hospital reports.
 
 It supports what it is proved equal on: the FedAvg family (FedAvg, FedAvgM,
 FedProx as TFF writes it, FedAdam, FedYogi, FedAdagrad) with the client and
@@ -42,7 +43,7 @@ import copy
 import tensorflow as tf
 import tensorflow_federated as tff
 
-# TFF's own check, the one its client work and finalizer apply; not exported.
+# TFF's own check, the one its finalizer applies to the aggregate; not exported.
 from tensorflow_federated.python.learning.tensor_utils import zero_all_if_any_non_finite
 
 from tff_med.learning import algorithms, attacks, fused_aggregation, metrics
