@@ -328,7 +328,7 @@ def test_another_seeds_run_reuses_the_compiled_engine_and_equals_a_fresh_one(tmp
 
 def _assert_equal_to_a_fresh_engine(config, tmp_path, monkeypatch, weights, built):
   monkeypatch.setattr(fused_run, '_ENGINES', fused_run.BuildCache())
-  monkeypatch.setattr(fused_run, '_CLIENTS', fused_run.BuildCache())
+  monkeypatch.setattr(fused_clients, '_SHARED', fused_run.BuildCache())
   fresh, want = _two_rounds(config, tmp_path)
   assert fresh._clients is not built._clients  # noqa: SLF001
   for got_round, want_round in zip(weights, want, strict=True):

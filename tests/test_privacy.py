@@ -113,12 +113,20 @@ def test_epsilon_falls_with_noise_and_calibration_meets_the_target():
 )
 def test_cached_rdp_epsilon_is_dp_accountings_own(sampling_rate, steps, sigma):
   # `epsilon` scales a cached one-step RDP vector; the accountant composes the steps itself.
-  acc = rdp.RdpAccountant()
-  acc.compose(accounting.gaussian_event(sampling_rate, steps, sigma))
-  assert accounting.epsilon(sampling_rate, steps, sigma, 1e-3) == acc.get_epsilon(1e-3)
-  # Asked again (another seed, the next round): the same number, from the cache.
-  assert accounting.epsilon(sampling_rate, steps, sigma, 1e-3) == acc.get_epsilon(1e-3)
-  assert accounting.epsilon(sampling_rate, steps + 1, sigma, 1e-3) > acc.get_epsilon(1e-3)
+  one_step_misses = accounting._rdp_one_step.cache_info().misses  # noqa: SLF001
+  want = {}
+  for count in (steps, steps + 1):
+    acc = rdp.RdpAccountant()
+    acc.compose(accounting.gaussian_event(sampling_rate, count, sigma))
+    want[count] = acc.get_epsilon(1e-3)
+    assert accounting.epsilon(sampling_rate, count, sigma, 1e-3) == want[count]
+  assert want[steps + 1] > want[steps]
+  # Both step counts scaled one one-step RDP, derived at most once (once per test run).
+  assert accounting._rdp_one_step.cache_info().misses <= one_step_misses + 1  # noqa: SLF001
+  # Asked again (another seed): the same number, not derived again.
+  hits = accounting.epsilon.cache_info().hits
+  assert accounting.epsilon(sampling_rate, steps, sigma, 1e-3) == want[steps]
+  assert accounting.epsilon.cache_info().hits == hits + 1
 
 
 def patient_config(**privacy_fields):

@@ -6,9 +6,8 @@ round's hospitals in turn, their batches stacked (`fused_run.RoundInputs`), so
 a round costs its steps, not a call per hospital (`benchmarks/scale.py`). What
 it computes depends on the model, the client optimizer, the proximal strength,
 the local steps and the clipping norm only: a study's runs that differ in the
-server's optimizer, the aggregator or the attack share one (`fused_run`), and
-XLA compiles it once for them (the robustness study's 24 configurations: 86
-against 103 s). Ours, as the rest of the fused engine (see `fused`).
+server's optimizer, the aggregator or the attack share one (`shared`), and
+XLA compiles it once for them. Ours, as the rest of the fused engine (see `fused`).
 """
 
 from __future__ import annotations
@@ -20,9 +19,34 @@ import tensorflow as tf
 # TFF's own check, the one its client work applies; not exported.
 from tensorflow_federated.python.learning.tensor_utils import zero_all_if_any_non_finite
 
-from tff_med.learning import algorithms, fused_support, metrics
+from tff_med.learning import algorithms, fused_support, metrics, seeded_dropout
 from tff_med.learning import task as task_lib
+from tff_med.learning.build_cache import BuildCache
 from tff_med.learning.privacy import dp_sgd
+
+_SHARED = BuildCache()
+
+
+def key(task, keras_model, config, local_steps: int, l2_norm_clip=None) -> tuple:
+  """What a `FusedClients` of these arguments computes depends on, and only that.
+
+  The model's architecture and dropout seeds (compiled into the round), the
+  client optimizer, FedProx's strength, the local steps and the clipping norm;
+  `keras_model` is the task's model, built by the caller.
+  """
+  return (
+    task.architecture(),
+    seeded_dropout.seeds(keras_model),
+    (config.client_optimizer, config.client_learning_rate, config.client_momentum),
+    config.proximal_strength if config.name == 'fedprox' else None,
+    local_steps,
+    l2_norm_clip,
+  )
+
+
+def shared(clients_key: tuple, task, config, local_steps: int, l2_norm_clip=None):
+  """The `FusedClients` of `clients_key` (`key`), built once for this process's runs."""
+  return _SHARED.get(clients_key, lambda: FusedClients(task, config, local_steps, l2_norm_clip))
 
 
 class FusedClients:

@@ -63,10 +63,10 @@ def _graph_finalizers(model):
 
   TFF's Keras finalizers are `tf.function`s that build a Keras metric in
   `tf.init_scope` each time they are traced, which TFF does once, in a graph.
-  Called eagerly each would build a new Keras metric per call (7 ms; a sixth of
-  the robustness study), and a `tf.function` around them refuses the variables
-  on its second trace; so, as TFF does, they are traced once into a graph of
-  their own and run there (0.6 ms, the same values to the bit).
+  Called eagerly each would build a new Keras metric per call (a sixth of the
+  robustness study in a profile), and a `tf.function` around them refuses the
+  variables on its second trace; so, as TFF does, they are traced once into a
+  graph of their own and run there (the same values to the bit).
   """
   structure = {
     name: [tf.TensorSpec(v.shape, v.dtype) for v in values]

@@ -8,18 +8,16 @@ from typing import NamedTuple
 import numpy as np
 
 from tff_med.clients import client_data
+from tff_med.learning import fused_clients
 from tff_med.learning import process as process_lib
-from tff_med.learning import seeded_dropout
 from tff_med.learning.build_cache import BuildCache
 from tff_med.learning.fused import FusedFedAvg
-from tff_med.learning.fused_clients import FusedClients
 
 # A study's runs of one algorithm differ only in seeds: they share a compiled engine
 # (unless the model has dropout, whose seeds the round compiles in); engines that train
 # alike at the hospitals (another aggregator, attack or server optimizer) share its
-# client work.
+# client work (`fused_clients.shared`).
 _ENGINES = BuildCache()
-_CLIENTS = BuildCache()
 
 
 class RoundInputs(NamedTuple):
@@ -61,14 +59,7 @@ def process_and_datasets(
   clip = privacy_plan.l2_norm_clip if patient else None
   keras_model = task.keras_model()
   a = config.algorithm
-  clients_key = (
-    task.architecture(),
-    seeded_dropout.seeds(keras_model),  # Compiled into the round: a dropout model's seeds.
-    (a.client_optimizer, a.client_learning_rate, a.client_momentum),
-    a.proximal_strength if a.name == 'fedprox' else None,
-    plan.local_steps,
-    clip,
-  )
+  clients_key = fused_clients.key(task, keras_model, a, plan.local_steps, clip)
   key = (
     clients_key,
     json.dumps(a.to_dict(), sort_keys=True, default=str),
@@ -77,7 +68,7 @@ def process_and_datasets(
   )
 
   def build():
-    clients = _CLIENTS.get(clients_key, lambda: FusedClients(task, a, plan.local_steps, clip))
+    clients = fused_clients.shared(clients_key, task, a, plan.local_steps, clip)
     return FusedFedAvg(task, a, clients, attack)
 
   process = _ENGINES.get(key, build).starting_from(keras_model)
