@@ -1,10 +1,12 @@
 """Remote hospitals on loopback: data stays put, same answer as simulation, faults named."""
 
+import collections
 import os
 import socket
 import time
 
 import pytest
+import tensorflow_federated as tff
 
 from configs import heart_disease
 from tests.deployment_fixtures import (
@@ -18,6 +20,7 @@ from tff_med import experiment, runtime
 from tff_med.data import heart_disease as heart_data
 from tff_med.deployment import (
   addresses,
+  compiled,
   hospital,
   remote_data,
   schema,
@@ -84,15 +87,35 @@ def spec(mapping: dict) -> str:
   return ','.join(f'{h}={a}' for h, a in mapping.items())
 
 
+def _count_compilations(monkeypatch) -> collections.Counter:
+  """(compiler, computation) -> times TFF's compilers ran on it from now on."""
+  compiled.mergeable_form.cache_clear()
+  compiled.native.cache_clear()
+  counts = collections.Counter()
+  for name in ('compile_to_mergeable_comp_form', 'desugar_and_transform_to_native'):
+    compiler = getattr(tff.backends.native, name)
+
+    def counted(comp, compiler=compiler, name=name):
+      counts[name, hash(comp)] += 1
+      return compiler(comp)
+
+    monkeypatch.setattr(tff.backends.native, name, counted)
+  return counts
+
+
 def test_an_approved_plan_runs_remotely_as_in_simulation_without_the_coordinator_reading_data(
-  workers, approved, heart_root, tmp_path
+  workers, approved, heart_root, tmp_path, monkeypatch
 ):
   a, b = workers['a'].address, workers['b'].address
   config = remote_config(spec(dict(zip(HOSPITALS, [a, a, b, b], strict=True))))
+  compilations = _count_compilations(monkeypatch)
   approve(config, approved, str(tmp_path / 'plan'))
   lines = []
   remote = experiment.train(config, str(tmp_path / 'remote'), print_fn=lines.append)
   assert not os.path.exists('/nonexistent')
+  # The plan's check, each route and each worker's link share one compilation of each.
+  assert compilations and max(compilations.values()) == 1
+  monkeypatch.undo()
   simulated_config = heart_disease.get_config('smoke')
   simulated_config.data.root = heart_root
   simulated = experiment.train(simulated_config, str(tmp_path / 'sim'), print_fn=lambda _: None)

@@ -21,7 +21,7 @@ from tensorflow_federated.python.core.impl.executors import value_serialization
 
 from tff_med.clients import compose, federated_stats
 from tff_med.data import heart_disease, shards
-from tff_med.deployment import schema
+from tff_med.deployment import compiled, schema
 from tff_med.deployment.addresses import parse_workers
 from tff_med.deployment.npz_format import NpzFormat
 from tff_med.deployment.shard_format import ShardFormat
@@ -261,8 +261,8 @@ def _build(config, features: tuple[str, ...], hospitals: list[str]) -> RunComput
 
 def worker_parts(comp: tff.Computation):
   """Yields (part, computation proto, result type) as TFF sends `comp` to a worker."""
-  form = tff.backends.native.compile_to_mergeable_comp_form(comp)
+  form = compiled.mergeable_form(comp)
   for part in PARTS:
-    native = tff.backends.native.desugar_and_transform_to_native(getattr(form, part))
+    native = compiled.native(getattr(form, part))
     value, _ = value_serialization.serialize_value(native, native.type_signature)
     yield part, value.computation, native.type_signature.result

@@ -26,7 +26,7 @@ import tensorflow_federated as tff
 from absl import logging
 
 from tff_med import contexts
-from tff_med.deployment import worker_link
+from tff_med.deployment import compiled, worker_link
 from tff_med.deployment.tls_identity import TlsFiles
 from tff_med.deployment.worker_link import WorkerLink, WorkerLost
 from tff_med.errors import ConfigError, DeploymentError, HospitalsUnavailable
@@ -231,7 +231,7 @@ class RemoteFederation:
     if key not in self._routes:
       mergeable = tff.framework.MergeableCompExecutionContext(
         [self._links[self.workers[h]].context for h in hospitals],
-        compiler_fn=tff.backends.native.compile_to_mergeable_comp_form,
+        compiler_fn=compiled.mergeable_form,
         transform_args=tff.tensorflow.transform_args,
         transform_result=tff.tensorflow.transform_result,
       )

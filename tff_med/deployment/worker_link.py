@@ -21,6 +21,7 @@ import ssl
 import grpc
 import tensorflow_federated as tff
 
+from tff_med.deployment import compiled
 from tff_med.deployment.addresses import split_address
 from tff_med.deployment.tls_identity import TlsFiles
 
@@ -130,7 +131,7 @@ def _async_context(stub) -> tff.framework.AsyncExecutionContext:
 
   return tff.framework.AsyncExecutionContext(
     executor_fn=tff.framework.ResourceManagingExecutorFactory(executor_stack_fn=stack_fn),
-    compiler_fn=tff.backends.native.desugar_and_transform_to_native,
+    compiler_fn=compiled.native,
     transform_args=tff.tensorflow.transform_args,
     transform_result=tff.tensorflow.transform_result,
   )
