@@ -22,6 +22,7 @@ from experiments import approve_plan
 from tff_med.data import heart_disease as heart_data
 from tff_med.deployment import (
   approvals,
+  compiled,
   computations,
   fingerprint,
   hospital,
@@ -68,8 +69,16 @@ def test_the_summary_says_what_leaves_each_hospital(exported):
   assert text.count('| training: round |') == 3  # Its three parts, each fingerprinted.
 
 
+def _forget_compilations():
+  # A computation traced again may have the same proto; compiled again, TFF names its
+  # parts anew, which the fingerprints must ignore too (as a fresh process does).
+  compiled.mergeable_form.cache_clear()
+  compiled.native.cache_clear()
+
+
 def test_fingerprints_ignore_tracing_history_but_not_constants():
   def parts(label):
+    _forget_compilations()
     comp = ShardFormat(heart_data.FEATURES, label, 2).describe_computation()
     return [fingerprint.fingerprint(p) for _, p, _ in computations.worker_parts(comp)]
 
@@ -90,6 +99,7 @@ def test_a_private_secure_plan_is_the_same_however_often_it_is_built(monkeypatch
   config.algorithm.aggregator = 'secure'
   first, _ = plan.build_content(config)
   monkeypatch.setattr(computations, '_BUILT', BuildCache())
+  _forget_compilations()
   again, _ = plan.build_content(config)
   assert first['computations'] == again['computations']
   text = summary.render(first)
@@ -263,10 +273,14 @@ def test_an_image_plan_names_its_image_shape_and_the_steward_checks_it(tmp_path)
   assert 'images of 8x8x1 (64 values each)' in text and '1 channels (over every pixel)' in text
   root = write_digit_shards(tmp_path / 'digits', hospitals=('alpha', 'beta'))
   approvals.check_columns(exported, root, ['alpha', 'beta'])  # The shards fit: no error.
-  config.data.image_shape = (4, 4, 1)
-  other = plan.export_plan(config, str(tmp_path / 'other'))
-  with pytest.raises(ShardError, match=r"hospital 'alpha', .*images are \(8, 8, 1\), not the"):
-    approvals.check_columns(other, root, ['alpha', 'beta'])
+  cropped = tmp_path / 'cropped'  # The same hospitals' images, 4x4: not what the plan reads.
+  for site in ('alpha', 'beta'):
+    os.makedirs(cropped / site)
+    for split in ('train', 'test'):
+      with np.load(os.path.join(root, site, f'{split}.npz')) as shard:
+        np.savez(cropped / site / f'{split}.npz', x=shard['x'][:, :4, :4], y=shard['y'])
+  with pytest.raises(ShardError, match=r"hospital 'alpha', .*images are \(4, 4, 1\), not the"):
+    approvals.check_columns(exported, str(cropped), ['alpha', 'beta'])
   config.data.image_shape = None
   with pytest.raises(ConfigError, match='data.image_shape'):
     plan.export_plan(config, str(tmp_path / 'none'))
