@@ -16,6 +16,8 @@ import tensorflow_federated as tff
 from tests.conftest import is_running, worker_pids
 from tff_med import runtime, stale_files
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 pytestmark = pytest.mark.own_worker  # The worker's own life cycle, without the session's.
 
 
@@ -92,6 +94,55 @@ def test_computations_outside_local_runtime_use_an_owned_worker():
   # With TFF's own default context the worker would keep this pipe open forever.
   result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
   assert "b'x'" in result.stdout
+
+
+# What a notebook calls outside any `local_runtime` block: each module that runs TFF
+# computations installs the owned default context itself (a fresh process imports
+# only that module and data readers).
+NOTEBOOK_CALLS = {
+  'load_task': (
+    'from configs import heart_disease\n'
+    'from tff_med.learning import task\n'
+    'config = heart_disease.get_config()\n'
+    'config.data.root = ROOT\n'
+    'print(task.load_task(config).data.hospitals)\n'
+  ),
+  'hospital_summaries': (
+    'from tff_med.data import heart_disease, shards\n'
+    'from tff_med.study import heterogeneity\n'
+    "raw = shards.load_csv_shards(heart_disease.write_shards(ROOT), label='heart_disease')\n"
+    'print(sorted(heterogeneity.hospital_summaries(raw)))\n'
+  ),
+  'federated_kaplan_meier': (
+    'from tff_med.data import shards, tcga_brca\n'
+    'from tff_med.survival import kaplan_meier\n'
+    "raw = shards.load_csv_shards(tcga_brca.write_shards(ROOT), event='E', time='T')\n"
+    'print(sorted(kaplan_meier.federated_kaplan_meier(raw).curves))\n'
+  ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('call', sorted(NOTEBOOK_CALLS))
+def test_a_tff_call_outside_local_runtime_leaves_no_worker_behind(tmp_path, call):
+  code = f'ROOT = {str(tmp_path / "data")!r}\n' + NOTEBOOK_CALLS[call]
+  # TFF's own default context would start a worker that keeps these pipes open forever.
+  process = subprocess.Popen(
+    [sys.executable, '-c', code],
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    cwd=ROOT,
+    start_new_session=True,  # On failure, the leaked worker goes with the group.
+  )
+  try:
+    stdout, stderr = process.communicate(timeout=120)
+  except subprocess.TimeoutExpired:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    pytest.fail(f'{call}: the pipes stayed open after 120 s (a TFF worker left behind)')
+  assert process.returncode == 0, stderr[-2000:]
+  assert "'" in stdout  # The hospitals (or curves) it printed.
 
 
 def test_float_concurrency_is_rejected_instead_of_hanging():

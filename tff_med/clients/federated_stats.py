@@ -11,6 +11,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from tff_med import runtime  # noqa: F401  (installs the owned TFF context these calls run in)
+
 
 def _moments_computation(dim: int):
   @tff.tensorflow.computation(tff.TensorType(np.float32, [None, dim]))

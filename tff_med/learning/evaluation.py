@@ -17,6 +17,7 @@ import math
 import numpy as np
 import tensorflow_federated as tff
 
+from tff_med import runtime  # noqa: F401  (installs the owned TFF context these calls run in)
 from tff_med.errors import HospitalsUnavailable
 from tff_med.learning.build_cache import BuildCache
 

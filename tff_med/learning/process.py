@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow_federated as tff
 from tensorflow_federated.python.learning.templates import proximal_client_work
 
+from tff_med import runtime  # noqa: F401  (installs the owned TFF context these calls run in)
 from tff_med.errors import ConfigError
 from tff_med.learning import algorithms, attacks, metrics, non_finite
 from tff_med.learning.privacy import dp_sgd, processes

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from tff_med import runtime  # noqa: F401  (installs the owned TFF context these calls run in)
 from tff_med.data.shards import FederatedShards
 
 

@@ -27,6 +27,7 @@ import scipy.stats
 import tensorflow as tf
 import tensorflow_federated as tff
 
+from tff_med import runtime  # noqa: F401  (installs the owned TFF context these calls run in)
 from tff_med.data.shards import FederatedShards
 from tff_med.errors import ConfigError
 
