@@ -190,6 +190,40 @@ def test_baseline_training_equals_keras_stepping_through_the_dataset(monkeypatch
   )
 
 
+def test_baselines_of_one_architecture_share_a_trainer_and_train_as_a_fresh_one(monkeypatch):
+  import numpy as np
+  import tensorflow as tf
+
+  from tff_med.learning import models
+  from tff_med.learning.build_cache import BuildCache
+  from tff_med.study import centralized
+
+  monkeypatch.setattr(centralized, '_TRAINERS', BuildCache())
+  rng = np.random.RandomState(0)
+  x, y = rng.rand(30, 3).astype(np.float32), rng.randint(0, 2, 30)
+  settings = dict(steps=9, batch_size=4, optimizer='adam', learning_rate=0.05, num_classes=2)
+
+  def trained(seed, model_seed=1, dropout=0.3):
+    # tff_med's dropout is stateless (`seeded_dropout`): a shared trainer draws its masks.
+    model = models.build_model('mlp', (3,), 2, seed=model_seed, dropout=dropout)
+    return centralized.train_steps(model, x, y, seed=seed, **settings).get_weights()
+
+  first = trained(seed=3)
+  trained(seed=4)  # Another baseline moves the shared optimizer's state.
+  again = trained(seed=3)
+  assert len(centralized._TRAINERS._values) == 1  # noqa: SLF001  (traced once)
+  for got, want in zip(again, first, strict=True):
+    np.testing.assert_array_equal(got, want)
+  for model_seed in (2, 3):  # Other initial weights, the same trainer (they are loaded).
+    trained(seed=3, model_seed=model_seed, dropout=0.0)
+  assert len(centralized._TRAINERS._values) == 2  # noqa: SLF001
+  # Keras's own dropout draws from a stateful op: such a model gets a trainer per call.
+  inputs = tf.keras.Input((3,))
+  outputs = tf.keras.layers.Dense(1, 'sigmoid')(tf.keras.layers.Dropout(0.5)(inputs))
+  centralized.train_steps(tf.keras.Model(inputs, outputs), x, y, seed=3, **settings)
+  assert len(centralized._TRAINERS._values) == 2  # noqa: SLF001
+
+
 def test_optimizer_without_a_keras_counterpart_is_refused_for_baselines(tmp_path):
   config = tiny_config(str(tmp_path))
   config.algorithm.client_optimizer = 'yogi'
