@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from tff_med import runtime
-from tff_med.deployment import approvals, plan
+from tff_med.deployment import approvals, compiled, plan
 from tff_med.run import export
 
 ROOT = os.path.join(os.path.dirname(__file__), '..')
@@ -135,3 +135,9 @@ def assert_same_model(workdir_a: str, workdir_b: str, atol: float = 1e-5) -> Non
   model_b, _ = export.load_exported(workdir_b)
   for a, b in zip(model_a.get_weights(), model_b.get_weights(), strict=True):
     np.testing.assert_allclose(a, b, atol=atol)
+
+
+def forget_compilations() -> None:
+  """Empties the coordinator's compiled-computation caches, as a fresh process starts."""
+  compiled.mergeable_form.cache_clear()
+  compiled.native.cache_clear()

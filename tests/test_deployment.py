@@ -14,13 +14,13 @@ from tests.deployment_fixtures import (
   all_running,
   assert_same_model,
   approve,
+  forget_compilations,
   split_heart_shards,
 )
 from tff_med import experiment, runtime
 from tff_med.data import heart_disease as heart_data
 from tff_med.deployment import (
   addresses,
-  compiled,
   hospital,
   remote_data,
   schema,
@@ -89,8 +89,7 @@ def spec(mapping: dict) -> str:
 
 def _count_compilations(monkeypatch) -> collections.Counter:
   """(compiler, computation) -> times TFF's compilers ran on it from now on."""
-  compiled.mergeable_form.cache_clear()
-  compiled.native.cache_clear()
+  forget_compilations()
   counts = collections.Counter()
   for name in ('compile_to_mergeable_comp_form', 'desugar_and_transform_to_native'):
     compiler = getattr(tff.backends.native, name)

@@ -17,12 +17,12 @@ from tensorflow_federated.proto.v0 import executor_pb2
 from tensorflow_federated.python.core.impl.executors import value_serialization
 
 from configs import heart_disease, image_shards
+from tests.deployment_fixtures import forget_compilations
 from tests.shard_fixtures import write_digit_shards
 from experiments import approve_plan
 from tff_med.data import heart_disease as heart_data
 from tff_med.deployment import (
   approvals,
-  compiled,
   computations,
   fingerprint,
   hospital,
@@ -69,16 +69,11 @@ def test_the_summary_says_what_leaves_each_hospital(exported):
   assert text.count('| training: round |') == 3  # Its three parts, each fingerprinted.
 
 
-def _forget_compilations():
-  # A computation traced again may have the same proto; compiled again, TFF names its
-  # parts anew, which the fingerprints must ignore too (as a fresh process does).
-  compiled.mergeable_form.cache_clear()
-  compiled.native.cache_clear()
-
-
 def test_fingerprints_ignore_tracing_history_but_not_constants():
   def parts(label):
-    _forget_compilations()
+    # A computation traced again may have the same proto; compiled again, TFF names its
+    # parts anew, which the fingerprints must ignore too (as a fresh process does).
+    forget_compilations()
     comp = ShardFormat(heart_data.FEATURES, label, 2).describe_computation()
     return [fingerprint.fingerprint(p) for _, p, _ in computations.worker_parts(comp)]
 
@@ -99,7 +94,7 @@ def test_a_private_secure_plan_is_the_same_however_often_it_is_built(monkeypatch
   config.algorithm.aggregator = 'secure'
   first, _ = plan.build_content(config)
   monkeypatch.setattr(computations, '_BUILT', BuildCache())
-  _forget_compilations()
+  forget_compilations()
   again, _ = plan.build_content(config)
   assert first['computations'] == again['computations']
   text = summary.render(first)
